@@ -1,0 +1,146 @@
+/*
+ * tsm/ctx.h - a libtsm node: identity, transports and the progress thread.
+ *
+ * Threading: a tsm_ctx is thread-safe; any thread may open publishers and
+ * subscribers on it. tsm_ctx_close must be called once, after every handle
+ * opened on the context is closed (it closes any that are left, and those
+ * handles must then not be used). tsm_ctx_close must not be called from a
+ * subscriber callback.
+ */
+#ifndef TSM_CTX_H
+#define TSM_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "time.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsm_ctx tsm_ctx;
+
+/* Log levels for tsm_log_fn. */
+typedef enum tsm_log_level {
+	TSM_LOG_ERROR = 0,
+	TSM_LOG_WARN = 1,
+	TSM_LOG_INFO = 2,
+	TSM_LOG_DEBUG = 3,
+} tsm_log_level;
+
+/*
+ * tsm_log_fn receives one log line (no trailing newline). Called from any
+ * libtsm thread; it must not call back into libtsm. line is valid only
+ * during the call.
+ */
+typedef void (*tsm_log_fn)(void *arg, tsm_log_level level, const char *line);
+
+/* Progress modes. */
+typedef enum tsm_progress_mode {
+	TSM_PROGRESS_BLOCKING = 0, /* threads sleep in the kernel: low CPU */
+	TSM_PROGRESS_BUSY_POLL = 1, /* threads spin: lowest latency, one core each */
+} tsm_progress_mode;
+
+#define TSM_MAX_URLS 16
+
+/*
+ * tsm_ctx_params: how to open a context. Initialise with
+ * tsm_ctx_params_init() and then set fields; the size field lets later
+ * versions of libtsm add fields without breaking callers built against an
+ * older header. Strings are borrowed: they need to live only for the
+ * duration of tsm_ctx_open.
+ */
+typedef struct tsm_ctx_params {
+	uint32_t size;              /* sizeof(tsm_ctx_params), set by _init */
+	const char *name;           /* node name for logs; NULL = "tsm" */
+	const char *listen[TSM_MAX_URLS];  /* URLs to listen on, NULL-ended */
+	const char *connect[TSM_MAX_URLS]; /* peer URLs to dial, NULL-ended */
+
+	/* Credentials. Without them tsm_ctx_open refuses, unless insecure. */
+	const char *cert_file;      /* PEM leaf certificate (+ chain) */
+	const char *key_file;       /* PEM private key */
+	const char *trust_file;     /* PEM trust bundle */
+	const char *policy_file;    /* ACL policy (docs/security.md) */
+
+	/*
+	 * insecure: 1 runs without authentication or encryption. It must be
+	 * asked for explicitly; it is logged once at open, shown by the stat
+	 * "ctx.insecure" = 1, and a peer that is not also insecure refuses the
+	 * session (TSM_ERR_INSECURE_MISMATCH).
+	 */
+	int insecure;
+
+	tsm_progress_mode progress; /* default TSM_PROGRESS_BLOCKING */
+	tsm_log_fn log;             /* NULL = stderr for WARN and ERROR */
+	void *log_arg;
+	tsm_log_level log_level;    /* default TSM_LOG_WARN */
+
+	/* Limits (0 = default). */
+	uint32_t publish_queue;     /* messages between publishers and the
+	                               progress thread; default 65536 */
+	uint64_t session_queue_bytes; /* unsent bytes queued per session
+	                                 before back-pressure; default 64 MiB */
+	uint32_t fragment_size;     /* bytes per fragment of a large message;
+	                               default 65536, min 1024 */
+	tsm_duration handshake_timeout; /* per waiting state; default 5 s */
+	tsm_duration reconnect_max; /* cap of the dial back-off; default 5 s */
+	tsm_duration linger;        /* how long tsm_ctx_close keeps sending
+	                               what is queued; default 1 s */
+} tsm_ctx_params;
+
+/*
+ * tsm_ctx_params_init fills p with defaults. Returns TSM_EINVAL if p is
+ * NULL.
+ */
+tsm_err tsm_ctx_params_init(tsm_ctx_params *p);
+
+/*
+ * tsm_ctx_open creates a node, starts its progress thread, opens its
+ * listeners and starts dialing its peers (dials retry in the background
+ * with back-off; a refused dial is not an error here). On success *out
+ * owns a context to be released with tsm_ctx_close. On failure *out is
+ * NULL and nothing is left open. Fails with TSM_ERR_NO_CREDENTIALS when
+ * neither credentials nor insecure are given, TSM_ERR_BAD_URL for a URL
+ * that does not parse, TSM_ERR_ADDR_IN_USE when a listen address is taken,
+ * TSM_ENOTSUP for a transport that is not built in.
+ */
+tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p);
+
+/*
+ * tsm_ctx_close stops the context: sends what is queued (for at most
+ * linger), closes every session, joins the threads, frees everything.
+ * NULL is a no-op.
+ */
+void tsm_ctx_close(tsm_ctx *ctx);
+
+/*
+ * tsm_ctx_listen adds a listener after open. If bound is not NULL it
+ * receives the actual URL (useful with port 0), NUL-terminated, truncated
+ * to bound_len. Errors as tsm_ctx_open.
+ */
+tsm_err tsm_ctx_listen(tsm_ctx *ctx, const char *url, char *bound,
+                       size_t bound_len);
+
+/*
+ * tsm_ctx_dial adds a peer to dial after open. Returns once the dial is
+ * queued; the session comes up in the background (see tsm_ctx_wait_peers).
+ */
+tsm_err tsm_ctx_dial(tsm_ctx *ctx, const char *url);
+
+/*
+ * tsm_ctx_wait_peers blocks until at least n sessions are established or
+ * the timeout passes (TSM_ETIMEDOUT).
+ */
+tsm_err tsm_ctx_wait_peers(tsm_ctx *ctx, unsigned n, tsm_duration timeout);
+
+/*
+ * tsm_ctx_transport returns the name of the I/O engine actually in use for
+ * TCP ("io_uring" or "epoll"), static; never NULL.
+ */
+const char *tsm_ctx_transport(const tsm_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
