@@ -195,6 +195,7 @@ rt_case() {
 	if ! raw=$(run_one raw "$raw_bin" "$@"); then
 		failed=1
 		echo "bench: name=$name size=$size status=floor-failed"
+		table+=("| $name | $size | - | not run | failed | NA | - | - |")
 		return
 	fi
 	tsm=$(run_tsm "$@")
@@ -225,6 +226,7 @@ stream_case() {
 	if ! raw=$(run_one raw "$raw_bin" "$@"); then
 		failed=1
 		echo "bench: name=stream size=$size status=floor-failed"
+		table+=("| stream | $size | - | not run | failed | NA | - | - |")
 		return
 	fi
 	tsm=$(run_tsm "$@")
