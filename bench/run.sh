@@ -92,6 +92,12 @@ field_or() {
 	printf '%s' "${v:--}"
 }
 
+# compact TARGET: the target as one token ("L1<=1.2"), "-" for none.
+compact() {
+	local t=${1// /}
+	printf '%s' "${t:--}"
+}
+
 # calc EXPR: floating-point arithmetic, two decimals.
 calc() {
 	awk "BEGIN { printf \"%.2f\", $1 }"
@@ -209,11 +215,13 @@ rt_case() {
 	tgt=$(target "$name" "$size")
 	echo "bench: name=$name size=$size p50_us=$p50 p99_us=$p99" \
 		"floor_p50_us=$(field "$raw" p50_us) ratio=$ratio" \
-		"target=${tgt// /} verdict=$(verdict "$ratio" "$tgt")" \
+		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
 		"p999_us=$p999 max_us=$max floor_p99_us=$(field "$raw" p99_us)" \
 		"transport=$(field_or "$tsm" transport) secure=$(field_or "$tsm" secure)" \
 		"status=$status"
-	table+=("| $name | $size | $eng | $p50 / $p99 / $p999 / $max |\
+	local got="$p50 / $p99 / $p999 / $max"
+	[ "$status" = ok ] || got=$status
+	table+=("| $name | $size | $eng | $got |\
  $(field "$raw" p50_us) / $(field "$raw" p99_us) / $(field "$raw" p999_us)\
  / $(field "$raw" max_us) | $ratio | ${tgt:--} | $(verdict "$ratio" "$tgt") |")
 }
@@ -239,11 +247,13 @@ stream_case() {
 	tgt=$(target stream "$size")
 	echo "bench: name=stream size=$size msgs_per_s=$mps mb_per_s=$mbps" \
 		"floor_msgs_per_s=$(field "$raw" msgs_per_s) ratio=$ratio" \
-		"target=${tgt// /} verdict=$(verdict "$ratio" "$tgt")" \
+		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
 		"floor_mb_per_s=$(field "$raw" mb_per_s) count=$count" \
 		"transport=$(field_or "$tsm" transport) secure=$(field_or "$tsm" secure)" \
 		"status=$status"
-	table+=("| stream | $size | $eng | $mps msg/s, $mbps MB/s |\
+	local got="$mps msg/s, $mbps MB/s"
+	[ "$status" = ok ] || got=$status
+	table+=("| stream | $size | $eng | $got |\
  $(field "$raw" msgs_per_s) msg/s, $(field "$raw" mb_per_s) MB/s |\
  $ratio | ${tgt:--} | $(verdict "$ratio" "$tgt") |")
 }
