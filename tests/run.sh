@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+#
+# tests/run.sh - run every test: the README's test command and the only
+# thing .ci/run calls.
+#
+# On a fresh Debian 12 machine it installs what is missing, configures
+# build/ with -Dwerror=true, builds, runs all meson suites (unit,
+# integration, ...) and then the Python binding tests if there are any.
+# Every phase has a time limit so that nothing can hang CI. The last line
+# is always "N passed, N failed, N skipped" for the meson tests; the exit
+# status is non-zero if anything failed, timed out or did not build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=build
+PKGS=(build-essential pkg-config meson ninja-build libfabric-dev liburing-dev
+      libmsgpack-dev libssl-dev check python3 python3-pytest iproute2)
+STATUS=0
+PASSED=0 FAILED=0 SKIPPED=0
+
+say() { printf 'run.sh: %s\n' "$*"; }
+
+# Always end with the summary line, whatever happened before.
+finish() {
+	local rc=$?
+	trap - EXIT
+	[ "$rc" -eq 0 ] || STATUS=1
+	if [ "$STATUS" -ne 0 ] && [ "$PASSED$FAILED" = 00 ]; then
+		FAILED=1 # nothing ran: count the broken phase as one failure
+	fi
+	printf '%d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$SKIPPED"
+	exit "$STATUS"
+}
+trap finish EXIT
+
+missing_packages() {
+	local p
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q '^install ok installed$' || printf '%s\n' "$p"
+	done
+}
+
+# apt-get runs only when something is missing, and only once.
+install_packages() {
+	local missing sudo=()
+	if ! command -v dpkg-query >/dev/null; then
+		say "not a Debian system: install these yourself if the build fails: ${PKGS[*]}"
+		return 0
+	fi
+	mapfile -t missing < <(missing_packages)
+	[ "${#missing[@]}" -gt 0 ] || return 0
+	say "installing missing packages: ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || {
+			say "need root to install them: run as root, or: apt-get install -y ${missing[*]}"
+			return 2
+		}
+		sudo=(sudo)
+	fi
+	timeout 900 "${sudo[@]}" apt-get update
+	DEBIAN_FRONTEND=noninteractive timeout 1800 "${sudo[@]}" \
+		apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# Reconfigure an existing build/ so -Dwerror=true always applies; a build/
+# that is not a meson build directory is replaced.
+configure() {
+	local opts=(-Dwerror=true -Dtests=enabled)
+	if [ -f "$BUILD/meson-private/coredata.dat" ]; then
+		timeout 300 meson setup --reconfigure "$BUILD" "${opts[@]}"
+	else
+		[ ! -e "$BUILD" ] || say "$BUILD/ is not a meson build directory: recreating it"
+		rm -rf "$BUILD"
+		timeout 300 meson setup "$BUILD" "${opts[@]}"
+	fi
+}
+
+# Counts meson's results from its JSON log (one object per test).
+count_meson_results() {
+	python3 - "$BUILD/meson-logs/testlog.json" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+try:
+    lines = open(sys.argv[1]).read().splitlines()
+except OSError:
+    lines = []
+for line in lines:
+    try:
+        result = json.loads(line)["result"]
+    except (ValueError, KeyError):
+        continue
+    if result in ("OK", "EXPECTEDFAIL"):
+        passed += 1
+    elif result == "SKIP":
+        skipped += 1
+    else:                       # FAIL, TIMEOUT, UNEXPECTEDPASS, ERROR
+        failed += 1
+print(passed, failed, skipped)
+PY
+}
+
+run_meson_tests() {
+	local rc=0
+	rm -f "$BUILD/meson-logs/testlog.json"
+	timeout -k 30 3000 meson test -C "$BUILD" --print-errorlogs || rc=$?
+	read -r PASSED FAILED SKIPPED < <(count_meson_results) || true
+	PASSED=${PASSED:-0} FAILED=${FAILED:-0} SKIPPED=${SKIPPED:-0}
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		say "meson test ran past its 3000 s limit and was stopped"
+		FAILED=$((FAILED + 1))
+	fi
+	[ "$rc" -eq 0 ] || { say "meson test failed (exit $rc)"; STATUS=1; }
+}
+
+# A Python that can import pytest: Debian's python3 normally; the first
+# python3 on PATH may be another interpreter without it.
+find_pytest_python() {
+	local py
+	for py in python3 /usr/bin/python3; do
+		if command -v "$py" >/dev/null && "$py" -c 'import pytest' 2>/dev/null; then
+			printf '%s\n' "$py"
+			return 0
+		fi
+	done
+	return 1
+}
+
+run_python_tests() {
+	local dir=bindings/python/tests py rc=0 has_tests
+	[ -d "$dir" ] || { say "no $dir: no Python tests to run"; return 0; }
+	has_tests=$(find "$dir" -name 'test_*.py' -o -name '*_test.py' | head -n 1)
+	py=$(find_pytest_python) || { say "pytest not found (python3-pytest)"; STATUS=1; return 0; }
+	# The bindings load the library just built, not an installed one.
+	LD_LIBRARY_PATH="$PWD/$BUILD/libtsm${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+	PYTHONPATH="$PWD/bindings/python${PYTHONPATH:+:$PYTHONPATH}" \
+	TSM_LIBRARY="$PWD/$BUILD/libtsm/libtsm.so" TSM_BIN="$PWD/$BUILD/examples/tsm" \
+		timeout -k 30 900 "$py" -m pytest -q "$dir" || rc=$?
+	if [ "$rc" -eq 5 ] && [ -z "$has_tests" ]; then
+		say "python: $dir has no test files (pytest exit 5): nothing to run"
+	elif [ "$rc" -ne 0 ]; then
+		say "python tests FAILED (pytest exit $rc)"
+		STATUS=1
+	fi
+}
+
+main() {
+	install_packages
+	configure
+	timeout 1800 ninja -C "$BUILD"
+	run_meson_tests
+	run_python_tests
+}
+
+main
