@@ -84,6 +84,9 @@ typedef struct tsm_ctx_params {
 	uint32_t fragment_size;     /* bytes per fragment of a large message;
 	                               default 65536, min 1024 */
 	tsm_duration handshake_timeout; /* per waiting state; default 5 s */
+	tsm_duration session_timeout; /* silence from an established peer
+	                                 before PEER_LOST; default 10 s
+	                                 (keepalive pings at a third) */
 	tsm_duration reconnect_max; /* cap of the dial back-off; default 5 s */
 	tsm_duration linger;        /* how long tsm_ctx_close keeps sending
 	                               what is queued; default 1 s */

@@ -1,0 +1,372 @@
+/*
+ * core/api_sub.c - subscribers: bounded delivery queues with per-
+ * subscriber back-pressure policy, blocking and busy-poll receive, and
+ * the delivery thread that runs callbacks (never the progress thread).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pubsub/topic.h"
+#include "session/session.h"
+
+tsm_err tsm__ctx_cmd_wait(tsm_ctx *ctx, tsm__cmd *c);
+tsm_err tsm__qos_resolve(const tsm_qos *in, tsm_qos *out);
+
+bool tsm__sub_matches(const struct tsm_sub *s, const tsm__topic *t)
+{
+	return tsm__topic_match(s->pattern, s->plen, t->name, t->len);
+}
+
+static void sub_free(struct tsm_sub *s)
+{
+	for (uint32_t i = 0; i < s->count; i++)
+		tsm_msg_free(s->ring[(s->head + i) % s->cap]);
+	free(s->ring);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->space_cv);
+	free(s);
+}
+
+void tsm__sub_unref(struct tsm_sub *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+		sub_free(s);
+}
+
+static void sub_append(struct tsm_sub *s, tsm_msg *m)
+{
+	s->ring[(s->head + s->count) % s->cap] = m;
+	s->count++;
+	atomic_store_explicit(&s->avail, s->count, memory_order_release);
+}
+
+static tsm_msg *sub_take(struct tsm_sub *s)
+{
+	tsm_msg *m = s->ring[s->head];
+	s->head = (s->head + 1) % s->cap;
+	s->count--;
+	atomic_store_explicit(&s->avail, s->count, memory_order_release);
+	return m;
+}
+
+/* Applies a drop policy to a full queue; returns true if m went in. */
+static bool sub_evict(struct tsm_sub *s, tsm_msg *m, tsm_ctx *ctx)
+{
+	tsm_backpressure bp = s->qos.backpressure;
+	if (bp == TSM_BP_DROP_OLDEST || bp == TSM_BP_LATEST_ONLY) {
+		uint32_t n = bp == TSM_BP_LATEST_ONLY ? s->count : 1;
+		for (uint32_t i = 0; i < n; i++)
+			tsm_msg_free(sub_take(s));
+		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, n);
+		sub_append(s, m);
+		return true;
+	}
+	tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
+	tsm_msg_free(m);
+	return false;
+}
+
+static bool sub_wait_space(struct tsm_sub *s, tsm_duration wait)
+{
+	tsm_time dl = tsm__deadline_after(tsm__now(), wait);
+	while (s->count == s->cap && !s->closing) {
+		struct timespec ts;
+		tsm__abstime(dl, &ts);
+		if (pthread_cond_timedwait(&s->space_cv, &s->mu, &ts) != 0 &&
+		    tsm__now() >= dl)
+			break;
+	}
+	return s->count < s->cap && !s->closing;
+}
+
+static void sub_signal(struct tsm_sub *s)
+{
+	if (s->waiters)
+		pthread_cond_signal(&s->cv);
+}
+
+enum tsm__push tsm__sub_push(struct tsm_sub *s, tsm_msg *m, bool can_wait,
+                             tsm_duration wait)
+{
+	tsm_ctx *ctx = s->ctx;
+	enum tsm__push r = TSM_PUSH_OK;
+	bool kick;
+	pthread_mutex_lock(&s->mu);
+	bool blocks = s->qos.backpressure == TSM_BP_BLOCK &&
+	              s->qos.reliability == TSM_RELIABLE;
+	if (s->closing) {
+		tsm__stat_add(&ctx->stats, ST_DROP_CLOSED, 1);
+		tsm_msg_free(m);
+		r = TSM_PUSH_DROPPED;
+	} else if (s->count < s->cap ||
+	           (blocks && can_wait && sub_wait_space(s, wait))) {
+		sub_append(s, m);
+	} else if (blocks) {
+		r = TSM_PUSH_FULL; /* caller keeps m */
+	} else if (!sub_evict(s, m, ctx)) {
+		r = TSM_PUSH_DROPPED;
+	}
+	if (r == TSM_PUSH_OK)
+		sub_signal(s);
+	kick = r == TSM_PUSH_OK && s->cb;
+	pthread_mutex_unlock(&s->mu);
+	if (kick) {
+		pthread_mutex_lock(&ctx->mu);
+		ctx->dlv_kick = true;
+		pthread_cond_signal(&ctx->dlv_cv);
+		pthread_mutex_unlock(&ctx->mu);
+	}
+	return r;
+}
+
+TSM_API tsm_err tsm_sub_open(tsm_sub **out, tsm_ctx *ctx, const char *pattern,
+                             const tsm_qos *qos)
+{
+	if (!out || !ctx || !pattern)
+		return tsm__err_set(TSM_EINVAL, "tsm_sub_open: NULL argument");
+	*out = NULL;
+	size_t len = strnlen(pattern, TSM_TOPIC_MAX + 1);
+	tsm_err e = tsm__pattern_check(pattern, len);
+	if (e)
+		return e;
+	if (atomic_load(&ctx->stopping))
+		return tsm__err_set(TSM_ECLOSED, "tsm_sub_open: context is closing");
+	struct tsm_sub *s = calloc(1, sizeof(*s));
+	if (!s)
+		return tsm__err_set(TSM_ENOMEM, "tsm_sub_open");
+	if ((e = tsm__qos_resolve(qos, &s->qos)) != TSM_OK) {
+		free(s);
+		return e;
+	}
+	s->ring = calloc(s->qos.queue_depth, sizeof(*s->ring));
+	if (!s->ring) {
+		free(s);
+		return tsm__err_set(TSM_ENOMEM, "tsm_sub_open: queue");
+	}
+	s->cap = s->qos.queue_depth;
+	s->ctx = ctx;
+	memcpy(s->pattern, pattern, len + 1);
+	s->plen = len;
+	atomic_init(&s->refs, 1);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_cond_init(&s->space_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_lock(&ctx->mu);
+	s->next = ctx->subs;
+	ctx->subs = s;
+	atomic_fetch_add(&ctx->sub_epoch, 1);
+	pthread_mutex_unlock(&ctx->mu);
+	tsm__cmd c = {.kind = CMD_SUB_ADD, .obj = s};
+	tsm__ctx_cmd_wait(ctx, &c);
+	*out = s;
+	return TSM_OK;
+}
+
+/* A slot was freed: let a parked session or local publisher go on. */
+static void sub_room(struct tsm_sub *s)
+{
+	pthread_cond_signal(&s->space_cv);
+	if (atomic_load(&s->want_space) && atomic_exchange(&s->want_space, false)) {
+		atomic_store(&s->ctx->resume, true);
+		atomic_store(&s->ctx->sleeping, true); /* force the wake-up */
+		tsm__ctx_wake(s->ctx);
+	}
+}
+
+/* Pops the next unexpired message (expired ones are counted and freed). */
+static tsm_msg *sub_pop_live(struct tsm_sub *s)
+{
+	while (s->count) {
+		tsm_msg *m = sub_take(s);
+		if (m->deadline == TSM_NEVER || tsm__now() < m->deadline)
+			return m;
+		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		tsm_msg_free(m);
+	}
+	return NULL;
+}
+
+static void sub_spin(struct tsm_sub *s, tsm_time dl)
+{
+	while (!atomic_load_explicit(&s->avail, memory_order_acquire) &&
+	       !s->closing && tsm__now() < dl)
+		__builtin_ia32_pause();
+}
+
+TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
+{
+	if (!s || !out)
+		return tsm__err_set(TSM_EINVAL, "tsm_sub_recv: NULL argument");
+	*out = NULL;
+	tsm_time dl = tsm__deadline_after(tsm__now(), timeout);
+	if (s->ctx->busy)
+		sub_spin(s, dl);
+	tsm_err e = TSM_OK;
+	pthread_mutex_lock(&s->mu);
+	while (!e && !(*out = sub_pop_live(s))) {
+		if (s->cb)
+			e = tsm__err_set(TSM_ESTATE, "tsm_sub_recv: subscriber is in "
+			                 "callback mode");
+		else if (s->closing)
+			e = tsm__err_set(TSM_ECLOSED, "tsm_sub_recv: subscriber closed");
+		else if (tsm__now() >= dl)
+			e = TSM_ETIMEDOUT;
+		else {
+			struct timespec ts;
+			tsm__abstime(dl, &ts);
+			s->waiters++;
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			s->waiters--;
+		}
+	}
+	if (*out) {
+		tsm__stat_add(&s->ctx->stats, ST_DELIVERED, 1);
+		sub_room(s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return e;
+}
+
+/* --- callbacks ---------------------------------------------------------- */
+
+static void dlv_run_one(struct tsm_sub *s, bool *found)
+{
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		tsm_msg *m = s->cb && !s->closing ? sub_pop_live(s) : NULL;
+		tsm_sub_cb cb = s->cb;
+		void *arg = s->cb_arg;
+		if (m)
+			sub_room(s);
+		pthread_mutex_unlock(&s->mu);
+		if (!m)
+			return;
+		*found = true;
+		tsm__stat_add(&s->ctx->stats, ST_DELIVERED, 1);
+		cb(arg, m);
+	}
+}
+
+static void *dlv_main(void *arg)
+{
+	tsm_ctx *ctx = arg;
+	struct tsm_sub *snap[256];
+	pthread_mutex_lock(&ctx->mu);
+	while (!ctx->dlv_stop) {
+		uint32_t n = 0;
+		for (struct tsm_sub *s = ctx->subs; s && n < 256; s = s->next) {
+			if (s->cb) {
+				atomic_fetch_add(&s->refs, 1);
+				snap[n++] = s;
+			}
+		}
+		ctx->dlv_kick = false;
+		pthread_mutex_unlock(&ctx->mu);
+		bool found = false;
+		for (uint32_t i = 0; i < n; i++) {
+			dlv_run_one(snap[i], &found);
+			tsm__sub_unref(snap[i]);
+		}
+		pthread_mutex_lock(&ctx->mu);
+		if (!found && !ctx->dlv_kick && !ctx->dlv_stop) {
+			struct timespec ts;
+			tsm__abstime(tsm__now() + 100 * TSM_MSEC, &ts);
+			pthread_cond_timedwait(&ctx->dlv_cv, &ctx->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&ctx->mu);
+	return NULL;
+}
+
+TSM_API tsm_err tsm_sub_set_callback(tsm_sub *s, tsm_sub_cb cb, void *arg)
+{
+	if (!s)
+		return tsm__err_set(TSM_EINVAL, "tsm_sub_set_callback: NULL");
+	tsm_ctx *ctx = s->ctx;
+	tsm_err e = TSM_OK;
+	pthread_mutex_lock(&ctx->mu);
+	if (cb && !ctx->dlv_started) {
+		if (pthread_create(&ctx->dlv_thread, NULL, dlv_main, ctx) != 0)
+			e = tsm__err_set(TSM_ENOMEM, "cannot start the delivery thread");
+		else
+			ctx->dlv_started = true;
+	}
+	if (!e) {
+		pthread_mutex_lock(&s->mu);
+		s->cb = cb;
+		s->cb_arg = arg;
+		pthread_cond_broadcast(&s->cv); /* recv callers see ESTATE */
+		pthread_mutex_unlock(&s->mu);
+		ctx->dlv_kick = true;
+		pthread_cond_signal(&ctx->dlv_cv);
+	}
+	pthread_mutex_unlock(&ctx->mu);
+	return e;
+}
+
+void tsm__sub_dlv_stop(tsm_ctx *ctx);
+void tsm__sub_dlv_stop(tsm_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->mu);
+	bool started = ctx->dlv_started;
+	ctx->dlv_stop = true;
+	pthread_cond_broadcast(&ctx->dlv_cv);
+	pthread_mutex_unlock(&ctx->mu);
+	if (started)
+		pthread_join(ctx->dlv_thread, NULL);
+}
+
+static void sub_unlink(struct tsm_sub *s)
+{
+	tsm_ctx *ctx = s->ctx;
+	pthread_mutex_lock(&ctx->mu);
+	for (struct tsm_sub **pp = &ctx->subs; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	atomic_fetch_add(&ctx->sub_epoch, 1);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+TSM_API void tsm_sub_close(tsm_sub *s)
+{
+	if (!s)
+		return;
+	sub_unlink(s);
+	pthread_mutex_lock(&s->mu);
+	s->closing = true;
+	while (s->count)
+		tsm_msg_free(sub_take(s));
+	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->space_cv);
+	pthread_mutex_unlock(&s->mu);
+	atomic_store(&s->ctx->resume, true); /* a parked session may drop it */
+	atomic_fetch_add(&s->refs, 1);       /* the command's reference */
+	tsm__cmd c = {.kind = CMD_SUB_DEL, .obj = s};
+	tsm__ctx_cmd_wait(s->ctx, &c);
+	tsm__sub_unref(s);
+}
+
+void tsm__ctx_close_handles(tsm_ctx *ctx);
+void tsm__ctx_close_handles(tsm_ctx *ctx)
+{
+	for (;;) {
+		pthread_mutex_lock(&ctx->mu);
+		struct tsm_sub *s = ctx->subs;
+		tsm_pub *p = ctx->pubs;
+		pthread_mutex_unlock(&ctx->mu);
+		if (s)
+			tsm_sub_close(s);
+		else if (p)
+			tsm_pub_close(p);
+		else
+			return;
+	}
+}

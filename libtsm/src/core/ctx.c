@@ -1,0 +1,358 @@
+/*
+ * core/ctx.c - opening and closing a context, the command channel from
+ * application threads to the progress thread, and the thread itself.
+ *
+ * Commands that must report a result (listen, dial) wait for the progress
+ * thread to run them; the wait is bounded by the thread's liveness, since
+ * it runs commands at the top of every iteration.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "session/session.h"
+#include "transport/tcp/tcp.h"
+
+extern const tsm__io_cbs tsm__loop_cbs;
+void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait);
+void tsm__sub_dlv_stop(tsm_ctx *ctx);
+
+TSM_API tsm_err tsm_ctx_params_init(tsm_ctx_params *p)
+{
+	if (!p)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_params_init: NULL");
+	memset(p, 0, sizeof(*p));
+	p->size = sizeof(*p);
+	p->progress = TSM_PROGRESS_BLOCKING;
+	p->log_level = TSM_LOG_WARN;
+	return TSM_OK;
+}
+
+static tsm_err ctx_check_params(const tsm_ctx_params *p)
+{
+	if (!p || p->size != sizeof(*p))
+		return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_ctx_open: params not "
+		                    "initialised with tsm_ctx_params_init");
+	bool creds = p->cert_file || p->key_file || p->trust_file || p->policy_file;
+	if (!p->insecure && !creds)
+		return tsm__err_set(TSM_ERR_NO_CREDENTIALS, "tsm_ctx_open: no cert_file, "
+		                    "key_file, trust_file or policy_file given; set them, "
+		                    "or set insecure=1 to run without authentication");
+	if (!p->insecure)
+		return tsm__err_set(TSM_ENOTSUP, "tsm_ctx_open: mutual TLS is not built "
+		                    "into this version yet; only insecure=1 works");
+	if (p->fragment_size && p->fragment_size < 1024)
+		return tsm__err_set(TSM_ERR_BAD_PARAMS, "fragment_size below 1024");
+	return TSM_OK;
+}
+
+static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
+{
+	ctx->p = *p;
+	memset(ctx->p.listen, 0, sizeof(ctx->p.listen));
+	memset(ctx->p.connect, 0, sizeof(ctx->p.connect));
+	ctx->p.name = ctx->p.cert_file = ctx->p.key_file = NULL;
+	ctx->p.trust_file = ctx->p.policy_file = NULL;
+	tsm_ctx_params *q = &ctx->p;
+	if (!q->publish_queue)
+		q->publish_queue = 65536;
+	if (!q->session_queue_bytes)
+		q->session_queue_bytes = 64ull << 20;
+	if (!q->fragment_size)
+		q->fragment_size = 65536;
+	if (q->fragment_size > 1024 * 1024)
+		q->fragment_size = 1024 * 1024;
+	if (!q->handshake_timeout)
+		q->handshake_timeout = 5 * TSM_SEC;
+	if (!q->session_timeout)
+		q->session_timeout = 10 * TSM_SEC;
+	if (!q->reconnect_max)
+		q->reconnect_max = 5 * TSM_SEC;
+	if (!q->linger)
+		q->linger = TSM_SEC;
+	snprintf(ctx->name, sizeof(ctx->name), "%s", p->name ? p->name : "tsm");
+	ctx->insecure = p->insecure;
+	ctx->busy = p->progress == TSM_PROGRESS_BUSY_POLL;
+	(void)getrandom(&ctx->node_id, sizeof(ctx->node_id), 0);
+	ctx->node_id |= 1; /* 0 means "unknown" to dialers */
+}
+
+/* io_uring first; epoll only on failure or request, always loudly. */
+static tsm_err ctx_engine(tsm_ctx *ctx)
+{
+	const char *no = getenv("TSM_NO_URING");
+	tsm_err e = TSM_ERR_URING_UNAVAILABLE;
+	if (!(no && *no && strcmp(no, "0") != 0)) {
+		e = tsm__io_uring_ops.init(&ctx->io, &tsm__loop_cbs, ctx->busy);
+		if (!e) {
+			ctx->io_ops = &tsm__io_uring_ops;
+			tsm__stat_set(&ctx->stats, ST_URING, 1);
+			return TSM_OK;
+		}
+		tsm__log(ctx, TSM_LOG_WARN, "io_uring unavailable (%s): falling back "
+		         "to epoll", tsm_err_detail());
+	} else {
+		tsm__log(ctx, TSM_LOG_WARN, "TSM_NO_URING set: using epoll, not io_uring");
+	}
+	tsm__stat_add(&ctx->stats, ST_EPOLL_FALLBACK, 1);
+	ctx->io_ops = &tsm__io_epoll_ops;
+	return tsm__io_epoll_ops.init(&ctx->io, &tsm__loop_cbs, ctx->busy);
+}
+
+static void *ctx_main(void *arg)
+{
+	tsm_ctx *ctx = arg;
+	while (!atomic_load(&ctx->stopping))
+		tsm__loop_iterate(ctx, TSM_NEVER);
+	return NULL;
+}
+
+static tsm_err ctx_init_sync(tsm_ctx *ctx)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&ctx->mu, NULL);
+	pthread_cond_init(&ctx->cv, &ca);
+	pthread_cond_init(&ctx->pubq_cv, &ca);
+	pthread_cond_init(&ctx->dlv_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	ctx->cmds_tail = &ctx->cmds;
+	return tsm__mpmc_init(&ctx->pubq, ctx->p.publish_queue);
+}
+
+static tsm_err ctx_urls(tsm_ctx *ctx, const tsm_ctx_params *p)
+{
+	tsm_err e;
+	for (int i = 0; i < TSM_MAX_URLS && p->listen[i]; i++)
+		if ((e = tsm_ctx_listen(ctx, p->listen[i], NULL, 0)) != TSM_OK)
+			return e;
+	for (int i = 0; i < TSM_MAX_URLS && p->connect[i]; i++)
+		if ((e = tsm_ctx_dial(ctx, p->connect[i])) != TSM_OK)
+			return e;
+	return TSM_OK;
+}
+
+TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
+{
+	if (!out)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_open: out is NULL");
+	*out = NULL;
+	tsm_err e = ctx_check_params(p);
+	if (e)
+		return e;
+	tsm_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open");
+	ctx_defaults(ctx, p);
+	if ((e = ctx_init_sync(ctx)) || (e = ctx_engine(ctx))) {
+		tsm__mpmc_fini(&ctx->pubq);
+		free(ctx);
+		return e;
+	}
+	if (ctx->insecure) {
+		tsm__stat_set(&ctx->stats, ST_INSECURE, 1);
+		tsm__log(ctx, TSM_LOG_WARN, "INSECURE mode: no authentication, no "
+		         "encryption (explicitly requested)");
+	}
+	if (pthread_create(&ctx->thread, NULL, ctx_main, ctx) != 0) {
+		ctx->io_ops->fini(ctx->io);
+		tsm__mpmc_fini(&ctx->pubq);
+		free(ctx);
+		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open: cannot start thread");
+	}
+	if ((e = ctx_urls(ctx, p)) != TSM_OK) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", tsm_err_detail());
+		tsm_ctx_close(ctx);
+		return tsm__err_set(e, "%s", why);
+	}
+	*out = ctx;
+	return TSM_OK;
+}
+
+/* Queues c for the progress thread; waits for it unless fire-and-forget. */
+static void ctx_cmd(tsm_ctx *ctx, tsm__cmd *c, bool wait)
+{
+	pthread_mutex_lock(&ctx->mu);
+	c->next = NULL;
+	*ctx->cmds_tail = c;
+	ctx->cmds_tail = &c->next;
+	atomic_store(&ctx->cmd_pending, true);
+	tsm__ctx_wake(ctx);
+	while (wait && !c->done)
+		pthread_cond_wait(&ctx->cv, &ctx->mu);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+tsm_err tsm__ctx_cmd_wait(tsm_ctx *ctx, tsm__cmd *c);
+tsm_err tsm__ctx_cmd_wait(tsm_ctx *ctx, tsm__cmd *c)
+{
+	ctx_cmd(ctx, c, true);
+	return c->result;
+}
+
+tsm_err tsm__ctx_adopt_fd(struct tsm_ctx *ctx, int fd)
+{
+	tsm__cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return tsm__err_set(TSM_ENOMEM, "inproc adopt");
+	c->kind = CMD_ADOPT_FD;
+	c->fd = fd;
+	ctx_cmd(ctx, c, false);
+	return TSM_OK;
+}
+
+TSM_API tsm_err tsm_ctx_listen(tsm_ctx *ctx, const char *url, char *bound,
+                               size_t bound_len)
+{
+	if (!ctx || !url)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_listen: NULL argument");
+	tsm__cmd c = {.kind = CMD_LISTEN};
+	tsm_err e = tsm__url_parse(url, &c.url);
+	if (e)
+		return e;
+	if ((e = tsm__ctx_cmd_wait(ctx, &c)) != TSM_OK)
+		return tsm__err_set(e, "listen %s: %s", url, tsm_err_detail());
+	if (bound && bound_len)
+		snprintf(bound, bound_len, "%s", c.bound);
+	tsm__log(ctx, TSM_LOG_INFO, "listening on %s", c.bound);
+	return TSM_OK;
+}
+
+TSM_API tsm_err tsm_ctx_dial(tsm_ctx *ctx, const char *url)
+{
+	if (!ctx || !url)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_dial: NULL argument");
+	tsm__cmd c = {.kind = CMD_DIAL};
+	tsm_err e = tsm__url_parse(url, &c.url);
+	if (e)
+		return e;
+	return tsm__ctx_cmd_wait(ctx, &c);
+}
+
+/* Waits on ctx->cv (mu held) until pred or deadline; false on timeout. */
+bool tsm__ctx_wait_until(tsm_ctx *ctx, tsm_time deadline);
+bool tsm__ctx_wait_until(tsm_ctx *ctx, tsm_time deadline)
+{
+	if (deadline == TSM_NEVER) {
+		pthread_cond_wait(&ctx->cv, &ctx->mu);
+		return true;
+	}
+	struct timespec ts;
+	tsm__abstime(deadline, &ts);
+	return pthread_cond_timedwait(&ctx->cv, &ctx->mu, &ts) == 0 ||
+	       tsm__now() < deadline;
+}
+
+TSM_API tsm_err tsm_ctx_wait_peers(tsm_ctx *ctx, unsigned n, tsm_duration timeout)
+{
+	if (!ctx)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_wait_peers: NULL ctx");
+	tsm_time dl = tsm__deadline_after(tsm__now(), timeout);
+	tsm_err e = TSM_OK;
+	pthread_mutex_lock(&ctx->mu);
+	while (ctx->nestablished < n) {
+		if (!tsm__ctx_wait_until(ctx, dl)) {
+			e = tsm__err_set(TSM_ETIMEDOUT, "tsm_ctx_wait_peers: %u of %u "
+			                 "sessions established", ctx->nestablished, n);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->mu);
+	return e;
+}
+
+TSM_API const char *tsm_ctx_transport(const tsm_ctx *ctx)
+{
+	return ctx && ctx->io_ops ? ctx->io_ops->name : "none";
+}
+
+/* Sends what is queued (bounded by linger), then CLOSE on every session. */
+static void ctx_drain(tsm_ctx *ctx)
+{
+	tsm_time end = tsm__deadline_after(tsm__now(), ctx->p.linger);
+	bool idle = false;
+	while (!idle && tsm__now() < end) {
+		tsm__loop_iterate(ctx, tsm__now() + 10 * TSM_MSEC);
+		idle = !ctx->held && tsm__mpmc_size(&ctx->pubq) == 0;
+		for (tsm__session *s = ctx->sessions; s && idle; s = s->next)
+			idle = !tsm__session_up(s) || tsm__session_tx_idle(s);
+	}
+	for (tsm__session *s = ctx->sessions; s; s = s->next) {
+		if (!tsm__session_up(s))
+			continue;
+		uint8_t body[8] = {0};
+		tsm__st32(body, (uint32_t)TSM_ECLOSED);
+		tsm__session_send_frame(s, TSM_F_CLOSE, body, 6);
+		tsm__session_pump(s);
+	}
+	for (int i = 0; i < 5; i++)
+		tsm__loop_iterate(ctx, tsm__now() + 2 * TSM_MSEC);
+}
+
+static void ctx_teardown_io(tsm_ctx *ctx)
+{
+	for (tsm__session *s = ctx->sessions; s; s = s->next)
+		tsm__session_close(s, TSM_ECLOSED);
+	for (tsm__listener *l = ctx->listeners; l; l = l->next) {
+		if (l->url.scheme == TSM_URL_INPROC)
+			tsm__inproc_unlisten(l->url.name, ctx);
+		else
+			ctx->io_ops->lst_close(ctx->io, &l->lst);
+	}
+	tsm_time end = tsm__now() + TSM_SEC;
+	while (ctx->sessions && tsm__now() < end)
+		tsm__loop_iterate(ctx, tsm__now() + 10 * TSM_MSEC);
+	ctx->io_ops->wait(ctx->io, 0);
+	tsm__loop_iterate(ctx, 0); /* reap */
+}
+
+static void ctx_free(tsm_ctx *ctx)
+{
+	void *v;
+	if (ctx->held)
+		tsm__omsg_unref(ctx->held);
+	while (tsm__mpmc_pop(&ctx->pubq, &v))
+		tsm__omsg_unref(v);
+	while (ctx->listeners) {
+		tsm__listener *l = ctx->listeners;
+		ctx->listeners = l->next;
+		free(l);
+	}
+	while (ctx->dialers) {
+		tsm__dialer *d = ctx->dialers;
+		ctx->dialers = d->next;
+		free(d);
+	}
+	for (uint32_t i = 0; i < ctx->nroutes; i++) {
+		if (ctx->route_by_id[i]) {
+			tsm__topic_unref(ctx->route_by_id[i]->topic);
+			free(ctx->route_by_id[i]->sess);
+			free(ctx->route_by_id[i]);
+		}
+	}
+	free(ctx->route_by_id);
+	ctx->io_ops->fini(ctx->io);
+	tsm__mpmc_fini(&ctx->pubq);
+	free(ctx);
+}
+
+void tsm__ctx_close_handles(tsm_ctx *ctx);
+
+TSM_API void tsm_ctx_close(tsm_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	tsm__ctx_close_handles(ctx);
+	atomic_store(&ctx->stopping, true);
+	ctx->io_ops->wake(ctx->io);
+	pthread_join(ctx->thread, NULL);
+	/* The progress thread has exited: this thread now owns its state. */
+	ctx_drain(ctx);
+	ctx_teardown_io(ctx);
+	tsm__sub_dlv_stop(ctx);
+	ctx_free(ctx);
+}

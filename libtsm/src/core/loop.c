@@ -1,0 +1,600 @@
+/*
+ * core/loop.c - the progress thread: commands, publish ring, routes,
+ * listeners, dialers, session timers and I/O completions (design.md §8).
+ *
+ * One iteration: run commands, free closed sessions, move published
+ * messages onto the lanes of the sessions that want them, resume paused
+ * receivers, pump sends, run timers, then wait in the engine. Before
+ * sleeping the thread publishes `sleeping` and checks its inputs again,
+ * so a publisher only pays for a wake-up syscall when the thread is
+ * really asleep.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "pubsub/topic.h"
+#include "session/session.h"
+#include "transport/tcp/tcp.h"
+
+#define PUBQ_BATCH 4096
+#define DIAL_BACKOFF_MIN (50 * TSM_MSEC)
+
+/* --- sessions ------------------------------------------------------------ */
+
+static tsm__session *conn_sess(tsm__conn *c)
+{
+	return c->user;
+}
+
+static void loop_peer_addr(tsm__session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	tsm__url u = {.scheme = TSM_URL_TCP};
+	if (getpeername(s->conn.fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+		u.sa = ss;
+		tsm__url_format(&u, s->peer_addr, sizeof(s->peer_addr));
+	} else {
+		strcpy(s->peer_addr, "inproc");
+	}
+}
+
+static void loop_add_session(tsm_ctx *ctx, tsm__session *s)
+{
+	s->next = ctx->sessions;
+	ctx->sessions = s;
+}
+
+static void loop_on_accept(tsm__lst *l, int fd, tsm_err err)
+{
+	tsm_ctx *ctx = l->user;
+	tsm__session *s;
+	if (err) {
+		tsm__log(ctx, TSM_LOG_WARN, "accept: %s", tsm_err_detail());
+		return;
+	}
+	tsm__stat_add(&ctx->stats, ST_ACCEPTS, 1);
+	tsm__tcp_tune(fd);
+	if (tsm__session_new(ctx, fd, false, &s) != TSM_OK) {
+		close(fd);
+		return;
+	}
+	loop_peer_addr(s);
+	loop_add_session(ctx, s);
+	ctx->io_ops->adopt(ctx->io, &s->conn);
+	tsm__session_start(s);
+}
+
+static void loop_on_connect(tsm__conn *c, tsm_err err)
+{
+	tsm__session *s = conn_sess(c);
+	if (err) {
+		tsm__stat_add(&s->ctx->stats, ST_CONNECT_FAIL, 1);
+		tsm__log(s->ctx, TSM_LOG_DEBUG, "dial %s: %s", s->peer_addr,
+		         tsm_err_name(err));
+		return tsm__session_close(s, err);
+	}
+	c->connected = true;
+	tsm__tcp_tune(c->fd);
+	tsm__session_start(s);
+}
+
+static void loop_on_recv(tsm__conn *c, long n, tsm_err err)
+{
+	tsm__session_on_recv(conn_sess(c), n, err);
+}
+
+static void loop_on_send(tsm__conn *c, long n, tsm_err err)
+{
+	tsm__session_on_send(conn_sess(c), n, err);
+}
+
+/* Never free from inside a callback: park it for the loop (NNG's reap). */
+static void loop_on_closed(tsm__conn *c)
+{
+	tsm__session *s = conn_sess(c);
+	tsm_ctx *ctx = s->ctx;
+	for (tsm__session **pp = &ctx->sessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	s->next = ctx->reap;
+	ctx->reap = s;
+}
+
+static void loop_on_lst_closed(tsm__lst *l)
+{
+	(void)l; /* the listener record is freed with the context */
+}
+
+const tsm__io_cbs tsm__loop_cbs = {
+	.on_accept = loop_on_accept,
+	.on_connect = loop_on_connect,
+	.on_recv = loop_on_recv,
+	.on_send = loop_on_send,
+	.on_closed = loop_on_closed,
+	.on_lst_closed = loop_on_lst_closed,
+};
+
+/* --- dialers ------------------------------------------------------------- */
+
+static tsm_duration loop_jitter(tsm_duration d)
+{
+	uint32_t r = 0;
+	(void)getrandom(&r, sizeof(r), GRND_NONBLOCK);
+	return d / 2 + (tsm_duration)(r % (uint32_t)(d / 2 + 1));
+}
+
+static bool loop_peer_up(tsm_ctx *ctx, uint64_t node_id)
+{
+	for (tsm__session *s = ctx->sessions; s; s = s->next)
+		if (tsm__session_up(s) && s->peer_node_id == node_id)
+			return true;
+	return false;
+}
+
+static void loop_dial(tsm_ctx *ctx, tsm__dialer *d)
+{
+	int fd;
+	tsm__session *s;
+	tsm_err e = d->url.scheme == TSM_URL_INPROC
+	                ? tsm__inproc_dial(d->url.name, &fd)
+	                : tsm__tcp_socket(&d->url, &fd);
+	if (e == TSM_OK && (e = tsm__session_new(ctx, fd, true, &s)) != TSM_OK)
+		close(fd);
+	if (e) {
+		tsm__stat_add(&ctx->stats, ST_CONNECT_FAIL, 1);
+		d->next_try = tsm__now() + loop_jitter(d->backoff);
+		d->backoff = TSM_MIN(d->backoff * 2, ctx->p.reconnect_max);
+		return;
+	}
+	snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", d->text);
+	s->dialer = d;
+	d->sess = s;
+	loop_add_session(ctx, s);
+	if (d->url.scheme == TSM_URL_INPROC) {
+		ctx->io_ops->adopt(ctx->io, &s->conn);
+		tsm__session_start(s);
+	} else {
+		ctx->io_ops->connect(ctx->io, &s->conn, (struct sockaddr *)&d->url.sa,
+		                     d->url.sa_len);
+	}
+}
+
+static void loop_dialers(tsm_ctx *ctx, tsm_time now)
+{
+	for (tsm__dialer *d = ctx->dialers; d; d = d->next) {
+		if (d->sess || now < d->next_try || atomic_load(&ctx->stopping))
+			continue;
+		if (d->peer_node_id && loop_peer_up(ctx, d->peer_node_id)) {
+			d->next_try = now + ctx->p.reconnect_max; /* already linked */
+			continue;
+		}
+		loop_dial(ctx, d);
+	}
+}
+
+static void loop_free_session(tsm_ctx *ctx, tsm__session *s)
+{
+	tsm__dialer *d = s->dialer;
+	if (d && d->sess == s) {
+		d->sess = NULL;
+		if (s->counted_up)
+			d->backoff = DIAL_BACKOFF_MIN;
+		d->next_try = tsm__now() + loop_jitter(d->backoff);
+		d->backoff = TSM_MIN(d->backoff * 2, ctx->p.reconnect_max);
+	}
+	tsm__session_free(s);
+}
+
+static void loop_reap(tsm_ctx *ctx)
+{
+	while (ctx->reap) {
+		tsm__session *s = ctx->reap;
+		ctx->reap = s->next;
+		loop_free_session(ctx, s);
+	}
+}
+
+/* --- routes -------------------------------------------------------------- */
+
+static void route_compute(tsm_ctx *ctx, tsm__route *r)
+{
+	r->nsess = 0;
+	for (tsm__session *s = ctx->sessions; s; s = s->next) {
+		if (!tsm__session_up(s) || !tsm__session_wants(s, r->topic))
+			continue;
+		if (r->nsess == r->capsess) {
+			uint32_t n = r->capsess ? r->capsess * 2 : 8;
+			tsm__session **v = realloc(r->sess, n * sizeof(*v));
+			if (!v)
+				break;
+			r->sess = v;
+			r->capsess = n;
+		}
+		r->sess[r->nsess++] = s;
+	}
+}
+
+static void loop_routes(tsm_ctx *ctx)
+{
+	if (!atomic_exchange(&ctx->routes_dirty, false))
+		return;
+	for (uint32_t i = 0; i < ctx->nroutes; i++)
+		if (ctx->route_by_id[i])
+			route_compute(ctx, ctx->route_by_id[i]);
+	pthread_mutex_lock(&ctx->mu);
+	for (struct tsm_pub *p = ctx->pubs; p; p = p->next) {
+		tsm__route *r = p->topic->id < ctx->nroutes ? ctx->route_by_id[p->topic->id]
+		                                            : NULL;
+		atomic_store(&p->nremote, r ? r->nsess : 0);
+	}
+	pthread_cond_broadcast(&ctx->cv);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+void tsm__ctx_routes_dirty(tsm_ctx *ctx)
+{
+	atomic_store(&ctx->routes_dirty, true);
+}
+
+static tsm__route *route_get(tsm_ctx *ctx, tsm__topic *t)
+{
+	if (t->id >= ctx->nroutes) {
+		uint32_t n = TSM_MAX(t->id + 1, ctx->nroutes * 2);
+		tsm__route **v = realloc(ctx->route_by_id, n * sizeof(*v));
+		if (!v)
+			return NULL;
+		memset(v + ctx->nroutes, 0, (n - ctx->nroutes) * sizeof(*v));
+		ctx->route_by_id = v;
+		ctx->nroutes = n;
+	}
+	tsm__route *r = ctx->route_by_id[t->id];
+	if (!r && (r = calloc(1, sizeof(*r)))) {
+		r->topic = tsm__topic_ref(t);
+		ctx->route_by_id[t->id] = r;
+		route_compute(ctx, r);
+	}
+	return r;
+}
+
+static bool route_blocked(const tsm_ctx *ctx, const tsm__route *r)
+{
+	for (uint32_t i = 0; i < r->nsess; i++)
+		if (r->sess[i]->queued_bytes > ctx->p.session_queue_bytes)
+			return true;
+	return false;
+}
+
+/* Moves one published message to its sessions; false if back-pressured. */
+static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
+{
+	tsm__route *r = route_get(ctx, m->topic);
+	if (r && route_blocked(ctx, r)) {
+		if (m->reliability == TSM_RELIABLE)
+			return false; /* hold it: the publisher's queue fills up */
+		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
+	} else if (r && r->nsess) {
+		for (uint32_t i = 0; i < r->nsess; i++)
+			tsm__session_enqueue(r->sess[i], m);
+	} else {
+		tsm__stat_add(&ctx->stats, ST_PUB_NO_SUB, 1);
+	}
+	tsm__omsg_unref(m);
+	return true;
+}
+
+static void loop_drain_pubq(tsm_ctx *ctx)
+{
+	void *v;
+	if (ctx->held) {
+		if (!loop_route_msg(ctx, ctx->held))
+			return;
+		ctx->held = NULL;
+	}
+	for (int i = 0; i < PUBQ_BATCH && tsm__mpmc_pop(&ctx->pubq, &v); i++) {
+		if (!loop_route_msg(ctx, v)) {
+			ctx->held = v;
+			break;
+		}
+	}
+	if (ctx->p.publish_queue && atomic_load(&ctx->pubq_waiters_a)) {
+		pthread_mutex_lock(&ctx->mu);
+		pthread_cond_broadcast(&ctx->pubq_cv);
+		pthread_mutex_unlock(&ctx->mu);
+	}
+}
+
+/* --- session up/down ----------------------------------------------------- */
+
+static uint64_t loop_initiator_id(const tsm_ctx *ctx, const tsm__session *s)
+{
+	return s->initiator ? ctx->node_id : s->peer_node_id;
+}
+
+/* Both ends keep the session started by the smaller node id, so a pair
+ * that dialed each other ends with exactly one session (design.md §3). */
+static bool loop_dedupe(tsm_ctx *ctx, tsm__session *s)
+{
+	for (tsm__session *t = ctx->sessions; t; t = t->next) {
+		if (t == s || !tsm__session_up(t) || t->peer_node_id != s->peer_node_id)
+			continue;
+		uint64_t is = loop_initiator_id(ctx, s), it = loop_initiator_id(ctx, t);
+		tsm__session *loser = is < it ? t : s;
+		tsm__stat_add(&ctx->stats, ST_SESS_DUPLICATE, 1);
+		tsm__session_close(loser, TSM_ECLOSED);
+		return loser == s;
+	}
+	return false;
+}
+
+static void loop_send_subs(tsm_ctx *ctx, tsm__session *s)
+{
+	pthread_mutex_lock(&ctx->mu);
+	for (struct tsm_sub *u = ctx->subs; u; u = u->next) {
+		if (u->closing)
+			continue;
+		tsm__ctrl c = {.type = TSM_C_SUBSCRIBE, .str = (const uint8_t *)u->pattern,
+		               .str_len = (uint16_t)u->plen};
+		tsm__session_send_ctrl(s, &c);
+	}
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s)
+{
+	if (loop_dedupe(ctx, s))
+		return;
+	s->counted_up = true;
+	if (s->dialer)
+		s->dialer->backoff = DIAL_BACKOFF_MIN;
+	tsm__stat_add(&ctx->stats, ST_SESS_ESTABLISHED, 1);
+	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) established", s->peer_addr,
+	         s->peer_name);
+	loop_send_subs(ctx, s);
+	tsm__ctx_routes_dirty(ctx);
+	pthread_mutex_lock(&ctx->mu);
+	ctx->nestablished++;
+	tsm__stat_set(&ctx->stats, ST_SESSIONS, ctx->nestablished);
+	pthread_cond_broadcast(&ctx->cv);
+	pthread_mutex_unlock(&ctx->mu);
+	tsm__session_pump(s);
+}
+
+void tsm__ctx_session_down(tsm_ctx *ctx, tsm__session *s)
+{
+	for (uint32_t i = 0; i < ctx->nroutes; i++) {
+		tsm__route *r = ctx->route_by_id[i];
+		for (uint32_t j = 0; r && j < r->nsess; j++) {
+			if (r->sess[j] == s) {
+				r->sess[j] = r->sess[--r->nsess];
+				break;
+			}
+		}
+	}
+	tsm__ctx_routes_dirty(ctx);
+	if (!s->counted_up)
+		return;
+	s->counted_up = false;
+	pthread_mutex_lock(&ctx->mu);
+	ctx->nestablished--;
+	tsm__stat_set(&ctx->stats, ST_SESSIONS, ctx->nestablished);
+	pthread_cond_broadcast(&ctx->cv);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static tsm_err loop_listen(tsm_ctx *ctx, tsm__cmd *c)
+{
+	tsm__listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return tsm__err_set(TSM_ENOMEM, "listener");
+	l->url = c->url;
+	tsm_err e = l->url.scheme == TSM_URL_INPROC
+	                ? tsm__inproc_listen(l->url.name, ctx)
+	                : tsm__tcp_listen(&l->url, &l->lst.fd);
+	if (!e && l->url.scheme == TSM_URL_TCP) {
+		l->lst.user = ctx;
+		e = ctx->io_ops->listen(ctx->io, &l->lst);
+		if (e)
+			close(l->lst.fd);
+	}
+	if (e) {
+		free(l);
+		return e;
+	}
+	if (l->url.scheme == TSM_URL_INPROC)
+		l->lst.fd = -1;
+	tsm__url_format(&l->url, c->bound, sizeof(c->bound));
+	l->next = ctx->listeners;
+	ctx->listeners = l;
+	return TSM_OK;
+}
+
+static tsm_err loop_add_dialer(tsm_ctx *ctx, tsm__cmd *c)
+{
+	tsm__dialer *d = calloc(1, sizeof(*d));
+	if (!d)
+		return tsm__err_set(TSM_ENOMEM, "dialer");
+	d->url = c->url;
+	tsm__url_format(&d->url, d->text, sizeof(d->text));
+	d->backoff = DIAL_BACKOFF_MIN;
+	d->next = ctx->dialers;
+	ctx->dialers = d;
+	loop_dial(ctx, d);
+	return TSM_OK;
+}
+
+static void loop_sub_ctrl(tsm_ctx *ctx, struct tsm_sub *u, uint8_t type)
+{
+	tsm__ctrl c = {.type = type, .str = (const uint8_t *)u->pattern,
+	               .str_len = (uint16_t)u->plen};
+	for (tsm__session *s = ctx->sessions; s; s = s->next)
+		if (tsm__session_up(s))
+			tsm__session_send_ctrl(s, &c);
+}
+
+static void loop_adopt(tsm_ctx *ctx, int fd)
+{
+	tsm__session *s;
+	if (atomic_load(&ctx->stopping) ||
+	    tsm__session_new(ctx, fd, false, &s) != TSM_OK) {
+		close(fd);
+		return;
+	}
+	strcpy(s->peer_addr, "inproc");
+	loop_add_session(ctx, s);
+	ctx->io_ops->adopt(ctx->io, &s->conn);
+	tsm__session_start(s);
+}
+
+static void loop_cmd(tsm_ctx *ctx, tsm__cmd *c)
+{
+	switch (c->kind) {
+	case CMD_LISTEN:
+		c->result = loop_listen(ctx, c);
+		break;
+	case CMD_DIAL:
+		c->result = loop_add_dialer(ctx, c);
+		break;
+	case CMD_SUB_ADD:
+		loop_sub_ctrl(ctx, c->obj, TSM_C_SUBSCRIBE);
+		break;
+	case CMD_SUB_DEL:
+		loop_sub_ctrl(ctx, c->obj, TSM_C_UNSUBSCRIBE);
+		tsm__sub_unref(c->obj); /* the command's reference */
+		break;
+	case CMD_PUB_ADD:
+		if (!route_get(ctx, c->obj))
+			c->result = tsm__err_set(TSM_ENOMEM, "route");
+		tsm__ctx_routes_dirty(ctx);
+		break;
+	case CMD_ADOPT_FD:
+		loop_adopt(ctx, c->fd);
+		free(c); /* fire and forget: the dialer does not wait */
+		return;
+	default:
+		break;
+	}
+	pthread_mutex_lock(&ctx->mu);
+	c->done = true;
+	pthread_cond_broadcast(&ctx->cv);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+static void loop_cmds(tsm_ctx *ctx)
+{
+	if (!atomic_exchange(&ctx->cmd_pending, false))
+		return;
+	pthread_mutex_lock(&ctx->mu);
+	tsm__cmd *list = ctx->cmds;
+	ctx->cmds = NULL;
+	ctx->cmds_tail = &ctx->cmds;
+	pthread_mutex_unlock(&ctx->mu);
+	while (list) {
+		tsm__cmd *c = list;
+		list = c->next;
+		loop_cmd(ctx, c);
+	}
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+static bool loop_tx_idle(tsm_ctx *ctx)
+{
+	if (ctx->held || tsm__mpmc_size(&ctx->pubq))
+		return false;
+	for (tsm__session *s = ctx->sessions; s; s = s->next)
+		if (tsm__session_up(s) && !tsm__session_tx_idle(s))
+			return false;
+	return true;
+}
+
+static void loop_flush(tsm_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->mu);
+	bool want = ctx->flush_done < ctx->flush_req;
+	pthread_mutex_unlock(&ctx->mu);
+	if (!want || !loop_tx_idle(ctx))
+		return;
+	pthread_mutex_lock(&ctx->mu);
+	ctx->flush_done = ctx->flush_req;
+	pthread_cond_broadcast(&ctx->cv);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+static void loop_sessions(tsm_ctx *ctx)
+{
+	bool resume = atomic_exchange(&ctx->resume, false);
+	for (tsm__session *s = ctx->sessions; s; s = s->next) {
+		if (resume && s->npend)
+			tsm__session_rx_resume(s);
+		tsm__session_pump(s);
+	}
+}
+
+static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
+{
+	if (now < ctx->next_tick)
+		return ctx->next_tick;
+	tsm_time next = now + 100 * TSM_MSEC;
+	for (tsm__session *s = ctx->sessions; s; s = s->next)
+		next = TSM_MIN(next, tsm__session_tick(s, now));
+	loop_dialers(ctx, now);
+	for (tsm__dialer *d = ctx->dialers; d; d = d->next)
+		if (!d->sess)
+			next = TSM_MIN(next, d->next_try);
+	ctx->next_tick = TSM_MAX(next, now + TSM_MSEC);
+	return ctx->next_tick;
+}
+
+static bool loop_has_input(tsm_ctx *ctx)
+{
+	return atomic_load(&ctx->cmd_pending) || atomic_load(&ctx->resume) ||
+	       atomic_load(&ctx->routes_dirty) ||
+	       (!ctx->held && tsm__mpmc_size(&ctx->pubq));
+}
+
+static void loop_wait(tsm_ctx *ctx, tsm_time deadline)
+{
+	if (ctx->busy) {
+		ctx->io_ops->wait(ctx->io, 0);
+		return;
+	}
+	atomic_store(&ctx->sleeping, true);
+	if (loop_has_input(ctx)) {
+		atomic_store(&ctx->sleeping, false);
+		ctx->io_ops->wait(ctx->io, 0);
+		return;
+	}
+	ctx->io_ops->wait(ctx->io, deadline);
+	atomic_store(&ctx->sleeping, false);
+}
+
+void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait);
+void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait)
+{
+	loop_cmds(ctx);
+	loop_reap(ctx);
+	loop_routes(ctx);
+	loop_drain_pubq(ctx);
+	loop_routes(ctx);
+	loop_sessions(ctx);
+	loop_flush(ctx);
+	tsm_time next = loop_timers(ctx, tsm__now());
+	loop_wait(ctx, TSM_MIN(next, max_wait));
+}
+
+void tsm__ctx_wake(tsm_ctx *ctx)
+{
+	if (atomic_load(&ctx->sleeping) && atomic_exchange(&ctx->sleeping, false))
+		ctx->io_ops->wake(ctx->io);
+}

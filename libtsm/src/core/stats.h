@@ -1,0 +1,69 @@
+/*
+ * core/stats.h - the context's named counters. Increments are relaxed
+ * atomics from any thread; reads are lock-free (tsm/stats.h).
+ */
+#ifndef TSM_CORE_STATS_H
+#define TSM_CORE_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* X(enum, "name"): one line per counter; docs/stats.md mirrors this list. */
+#define TSM_STATS_LIST(X)                                                   \
+	X(ST_INSECURE, "ctx.insecure")                                      \
+	X(ST_SESSIONS, "ctx.sessions")                                      \
+	X(ST_URING, "transport.io_uring")                                   \
+	X(ST_EPOLL_FALLBACK, "transport.epoll_fallback")                    \
+	X(ST_ACCEPTS, "transport.accepts")                                  \
+	X(ST_CONNECT_FAIL, "transport.connect_failed")                      \
+	X(ST_SESS_OPENED, "session.opened")                                 \
+	X(ST_SESS_ESTABLISHED, "session.established")                       \
+	X(ST_SESS_CLOSED, "session.closed")                                 \
+	X(ST_SESS_REJECTED, "session.rejected")                             \
+	X(ST_SESS_DUPLICATE, "session.duplicate")                           \
+	X(ST_SESS_TIMEOUT, "session.timeout")                               \
+	X(ST_SESS_PROTO_ERR, "session.protocol_error")                      \
+	X(ST_PUBLISHED, "pub.published")                                    \
+	X(ST_PUB_NO_SUB, "pub.no_subscriber")                               \
+	X(ST_TX_MSGS, "tx.msgs")                                            \
+	X(ST_TX_FRAMES, "tx.frames")                                        \
+	X(ST_TX_BYTES, "tx.bytes")                                          \
+	X(ST_TX_SENDS, "tx.sends")                                          \
+	X(ST_RX_FRAMES, "rx.frames")                                        \
+	X(ST_RX_BYTES, "rx.bytes")                                          \
+	X(ST_RX_MSGS, "rx.msgs")                                            \
+	X(ST_DELIVERED, "sub.delivered")                                    \
+	X(ST_RX_PAUSED, "rx.paused")                                        \
+	X(ST_DROP_DEADLINE, "drop.deadline_expired")                        \
+	X(ST_DROP_QUEUE_FULL, "drop.queue_full")                            \
+	X(ST_DROP_PEER_LOST, "drop.peer_lost")                              \
+	X(ST_DROP_UNKNOWN_TOPIC, "drop.unknown_topic")                      \
+	X(ST_DROP_BAD_METADATA, "drop.bad_metadata")                        \
+	X(ST_DROP_CLOSED, "drop.closed")                                    \
+	X(ST_ERR_PROTO, "err.protocol")                                     \
+	X(ST_ERR_OUT_OF_STATE, "err.out_of_state")                          \
+	X(ST_ERR_INSECURE_MISMATCH, "err.insecure_mismatch")                \
+	X(ST_ERR_HANDSHAKE_TIMEOUT, "err.handshake_timeout")                \
+	X(ST_ERR_PEER_LOST, "err.peer_lost")
+
+enum tsm__stat {
+#define X(e, n) e,
+	TSM_STATS_LIST(X)
+#undef X
+	ST__COUNT
+};
+
+typedef struct tsm__stats {
+	atomic_uint_fast64_t v[ST__COUNT];
+} tsm__stats;
+
+static inline void tsm__stat_add(tsm__stats *s, enum tsm__stat i, uint64_t n)
+{
+	atomic_fetch_add_explicit(&s->v[i], n, memory_order_relaxed);
+}
+static inline void tsm__stat_set(tsm__stats *s, enum tsm__stat i, uint64_t n)
+{
+	atomic_store_explicit(&s->v[i], n, memory_order_relaxed);
+}
+
+#endif

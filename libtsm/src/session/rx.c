@@ -1,0 +1,414 @@
+/*
+ * session/rx.c - from received bytes to delivered messages (docs/wire.md
+ * §2, §6, §7).
+ *
+ * Bytes land in a refcounted 256 KiB block; complete frames are parsed in
+ * place. Small payloads are copied into their own allocation; larger ones
+ * are handed to subscribers as views into the block (the block lives
+ * while any message uses it, and a new block is started). Fragments are
+ * copied into one buffer per message and delivered only when the last
+ * one has arrived and checked: never a partial message.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pubsub/topic.h"
+#include "session/session.h"
+#include "wire/meta.h"
+
+static uint32_t rx_max_body(const tsm__session *s)
+{
+	/* Before authentication a peer gets only a small budget (§10). */
+	return tsm__session_up(s) ? TSM_WIRE_MAX_BODY : TSM_WIRE_PREAUTH_MAX_BODY;
+}
+
+static void rx_fail(tsm__session *s, tsm_err e)
+{
+	tsm__log(s->ctx, TSM_LOG_WARN, "session %s: bad frame: %s (%s)",
+	         s->peer_addr, tsm_err_name(e), tsm_err_detail());
+	tsm__stat_add(&s->ctx->stats, ST_SESS_PROTO_ERR, 1);
+	tsm__session_close(s, e);
+}
+
+/* Makes room for `need` more bytes after the unparsed tail. */
+static bool rx_make_room(tsm__session *s, size_t need)
+{
+	size_t tail = s->rx_len - s->rx_off;
+	if (s->rxb && s->rxb->cap - s->rx_len >= need && s->rxb->cap - s->rx_len >= 4096)
+		return true;
+	if (s->rxb && atomic_load(&s->rxb->refs) == 1 && s->rxb->cap >= tail + need) {
+		memmove(s->rxb->data, s->rxb->data + s->rx_off, tail);
+	} else {
+		size_t cap = TSM_MAX(TSM_RX_BLOCK, tail + need);
+		tsm__buf *b = tsm__buf_new(cap);
+		if (!b)
+			return false;
+		if (tail)
+			memcpy(b->data, s->rxb->data + s->rx_off, tail);
+		tsm__buf_unref(s->rxb);
+		s->rxb = b;
+	}
+	s->rx_off = 0;
+	s->rx_len = tail;
+	return true;
+}
+
+/* Bytes still missing for the frame at rx_off (at least a header). */
+static size_t rx_need(const tsm__session *s)
+{
+	size_t have = s->rx_len - s->rx_off;
+	if (have < TSM_WIRE_HDR_LEN)
+		return TSM_WIRE_HDR_LEN - have;
+	uint32_t body = tsm__le32(s->rxb->data + s->rx_off + 36);
+	size_t want = TSM_WIRE_HDR_LEN + (size_t)TSM_MIN(body, TSM_WIRE_MAX_BODY);
+	return want > have ? want - have : 1;
+}
+
+void tsm__session_rx_arm(tsm__session *s)
+{
+	if (s->rx_armed || s->npend || s->state == SS_CLOSED || s->conn.closing)
+		return;
+	if (!rx_make_room(s, s->rxb ? rx_need(s) : TSM_RX_BLOCK))
+		return rx_fail(s, tsm__err_set(TSM_ENOMEM, "receive block"));
+	s->rx_armed = true;
+	s->ctx->io_ops->recv(s->ctx->io, &s->conn, s->rxb->data + s->rx_len,
+	                     s->rxb->cap - s->rx_len);
+}
+
+static void rx_parse(tsm__session *s)
+{
+	while (s->state != SS_CLOSED && s->npend == 0) {
+		size_t have = s->rx_len - s->rx_off;
+		tsm__fhdr h;
+		tsm_err e = tsm__fhdr_decode(s->rxb->data + s->rx_off, have,
+		                             rx_max_body(s), &h);
+		if (e == TSM_ERR_TRUNCATED)
+			return;
+		if (e)
+			return rx_fail(s, e);
+		if (have < TSM_WIRE_HDR_LEN + (size_t)h.body_len)
+			return;
+		const uint8_t *body = s->rxb->data + s->rx_off + TSM_WIRE_HDR_LEN;
+		s->rx_off += TSM_WIRE_HDR_LEN + h.body_len;
+		tsm__stat_add(&s->ctx->stats, ST_RX_FRAMES, 1);
+		if (!tsm__session_on_frame(s, &h, body))
+			return;
+	}
+}
+
+void tsm__session_on_recv(tsm__session *s, long n, tsm_err err)
+{
+	s->rx_armed = false;
+	if (s->state == SS_CLOSED)
+		return;
+	if (n <= 0) {
+		tsm__log(s->ctx, n == 0 ? TSM_LOG_INFO : TSM_LOG_WARN,
+		         "session %s (%s): connection %s", s->peer_addr, s->peer_name,
+		         n == 0 ? "closed by peer" : tsm_err_name(err));
+		return tsm__session_close(s, TSM_ERR_PEER_LOST);
+	}
+	s->last_rx = tsm__now();
+	s->rx_len += (size_t)n;
+	tsm__stat_add(&s->ctx->stats, ST_RX_BYTES, (uint64_t)n);
+	rx_parse(s);
+	tsm__session_rx_arm(s);
+}
+
+/* --- delivery ----------------------------------------------------------- */
+
+static void rx_refresh_subs(tsm__session *s, tsm__rtopic *rt)
+{
+	uint64_t ep = atomic_load(&s->ctx->sub_epoch);
+	if (rt->sub_epoch == ep)
+		return;
+	for (uint32_t i = 0; i < rt->nsubs; i++)
+		tsm__sub_unref(rt->subs[i]);
+	rt->nsubs = 0;
+	pthread_mutex_lock(&s->ctx->mu);
+	for (struct tsm_sub *u = s->ctx->subs; u; u = u->next) {
+		if (u->closing || !tsm__sub_matches(u, rt->topic))
+			continue;
+		struct tsm_sub **v = realloc(rt->subs, (rt->nsubs + 1) * sizeof(*v));
+		if (!v)
+			break;
+		rt->subs = v;
+		atomic_fetch_add(&u->refs, 1);
+		rt->subs[rt->nsubs++] = u;
+	}
+	pthread_mutex_unlock(&s->ctx->mu);
+	rt->sub_epoch = ep;
+}
+
+static bool rx_pend(tsm__session *s, struct tsm_sub *sub, tsm_msg *m)
+{
+	if (s->npend == s->cappend) {
+		uint32_t n = s->cappend ? s->cappend * 2 : 64;
+		struct tsm__pend *v = realloc(s->pend, n * sizeof(*v));
+		if (!v)
+			return false;
+		s->pend = v;
+		s->cappend = n;
+	}
+	atomic_fetch_add(&sub->refs, 1);
+	s->pend[s->npend++] = (struct tsm__pend){sub, m};
+	return true;
+}
+
+/* Offers m to sub; a full reliable queue parks it (order is kept: once
+ * anything is parked, everything after it in this frame is parked too). */
+static void rx_offer(tsm__session *s, struct tsm_sub *sub, tsm_msg *m)
+{
+	if (s->npend == 0 && tsm__sub_push(sub, m, false, 0) != TSM_PUSH_FULL)
+		return;
+	if (s->npend == 0) {
+		tsm__stat_add(&s->ctx->stats, ST_RX_PAUSED, 1);
+		atomic_store(&sub->want_space, true);
+	}
+	if (!rx_pend(s, sub, m)) {
+		tsm_msg_free(m);
+		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+	}
+}
+
+static tsm_msg *rx_clone(const tsm_msg *m)
+{
+	tsm_msg *c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	*c = *m;
+	if (c->buf)
+		tsm__buf_ref(c->buf);
+	tsm__topic_ref(c->topic);
+	return c;
+}
+
+static void rx_deliver(tsm__session *s, tsm__rtopic *rt, tsm_msg *m)
+{
+	tsm__stat_add(&s->ctx->stats, ST_RX_MSGS, 1);
+	rx_refresh_subs(s, rt);
+	if (m->deadline != TSM_NEVER && tsm__now() >= m->deadline) {
+		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, rt->nsubs ? rt->nsubs : 1);
+		tsm_msg_free(m);
+		return;
+	}
+	for (uint32_t i = 0; i < rt->nsubs; i++) {
+		tsm_msg *c = i + 1 == rt->nsubs ? m : rx_clone(m);
+		if (c)
+			rx_offer(s, rt->subs[i], c);
+		else
+			tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+	}
+	if (rt->nsubs == 0)
+		tsm_msg_free(m); /* unsubscribed meanwhile: nothing to count */
+}
+
+bool tsm__session_rx_resume(tsm__session *s)
+{
+	while (s->pend_head < s->npend) {
+		struct tsm__pend *p = &s->pend[s->pend_head];
+		if (tsm__sub_push(p->sub, p->msg, false, 0) == TSM_PUSH_FULL) {
+			atomic_store(&p->sub->want_space, true);
+			/* Re-check: the reader may have freed a slot meanwhile. */
+			if (tsm__sub_push(p->sub, p->msg, false, 0) == TSM_PUSH_FULL)
+				return false;
+		}
+		tsm__sub_unref(p->sub);
+		s->pend_head++;
+	}
+	s->npend = s->pend_head = 0;
+	rx_parse(s);
+	tsm__session_rx_arm(s);
+	return true;
+}
+
+/* --- records ------------------------------------------------------------ */
+
+static tsm_time rx_deadline(tsm_time now, uint32_t budget_us)
+{
+	/* §6: the budget is relative; it becomes our own monotonic time. */
+	return budget_us ? now + (tsm_time)budget_us * TSM_USEC : TSM_NEVER;
+}
+
+/* §9: only the user map ("u") is shown to the application; the map is
+ * checked before msgpack-c sees it. */
+static tsm_err rx_meta(tsm_msg *m, const uint8_t *raw, size_t len)
+{
+	tsm__meta md;
+	m->meta = NULL;
+	m->meta_len = 0;
+	if (!len)
+		return TSM_OK;
+	tsm_err e = tsm__meta_decode(raw, len, &md);
+	if (e)
+		return e;
+	m->meta = md.user;
+	m->meta_len = md.user_len;
+	m->sent_at = md.has_ts ? md.ts : 0;
+	return TSM_OK;
+}
+
+static tsm_msg *rx_whole(tsm__session *s, tsm__rtopic *rt, const tsm__rec *r,
+                         tsm_time now)
+{
+	tsm__buf *b;
+	const uint8_t *data;
+	size_t extra = r->meta_len;
+	if (r->payload_len <= TSM_INLINE_MAX) {
+		if (!(b = tsm__buf_new(r->payload_len + extra + 1)))
+			return NULL;
+		memcpy(b->data, r->payload, r->payload_len);
+		memcpy(b->data + r->payload_len, r->meta, extra);
+		data = b->data;
+	} else {
+		b = tsm__buf_ref(s->rxb);
+		data = r->payload;
+	}
+	tsm_msg *m = tsm__msg_new(b, rt->topic, data, r->payload_len);
+	if (!m) {
+		tsm__buf_unref(b);
+		return NULL;
+	}
+	if (rx_meta(m, data == r->payload ? r->meta : b->data + r->payload_len,
+	            r->meta_len) != TSM_OK) {
+		tsm__stat_add(&s->ctx->stats, ST_DROP_BAD_METADATA, 1);
+		tsm_msg_free(m);
+		return NULL;
+	}
+	m->id = r->msg_id;
+	m->deadline = rx_deadline(now, r->budget_us);
+	return m;
+}
+
+static void rx_rs_reset(tsm__lane *l)
+{
+	tsm_msg_free(l->rs_msg);
+	l->rs_msg = NULL;
+	l->rs_got = l->rs_total = 0;
+	l->rs_next = 0;
+	l->rs_discard = false;
+}
+
+static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
+                             const tsm__rec *r, tsm_time now)
+{
+	if (l->rs_msg || l->rs_discard)
+		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "new message %llu before the "
+		                    "last fragment of %llu", (unsigned long long)r->msg_id,
+		                    (unsigned long long)l->rs_id);
+	l->rs_id = r->msg_id;
+	l->rs_total = r->total_len;
+	l->rs_got = 0;
+	l->rs_next = 0;
+	tsm_time dl = rx_deadline(now, r->budget_us);
+	if (dl != TSM_NEVER && now >= dl) {
+		l->rs_discard = true; /* expired in flight: skip the rest */
+		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		return TSM_OK;
+	}
+	tsm__buf *b = tsm__buf_new(r->total_len + r->meta_len + 1);
+	if (!b || !(l->rs_msg = tsm__msg_new(b, rt->topic, b->data, r->total_len))) {
+		tsm__buf_unref(b);
+		return tsm__err_set(TSM_ENOMEM, "reassembly of %llu bytes",
+		                    (unsigned long long)r->total_len);
+	}
+	memcpy(b->data + r->total_len, r->meta, r->meta_len);
+	if (rx_meta(l->rs_msg, b->data + r->total_len, r->meta_len) != TSM_OK) {
+		tsm__stat_add(&s->ctx->stats, ST_DROP_BAD_METADATA, 1);
+		tsm_msg_free(l->rs_msg);
+		l->rs_msg = NULL;
+		l->rs_discard = true;
+		return TSM_OK;
+	}
+	l->rs_msg->id = r->msg_id;
+	l->rs_msg->deadline = dl;
+	return TSM_OK;
+}
+
+static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
+                       const tsm__rec *r, tsm_time now)
+{
+	tsm_err e;
+	if (r->frag_index == 0 && (e = rx_frag_start(s, l, rt, r, now)))
+		return e;
+	bool active = l->rs_msg || l->rs_discard;
+	if (!active || r->msg_id != l->rs_id || r->frag_index != l->rs_next ||
+	    r->total_len != l->rs_total || l->rs_got + r->payload_len > l->rs_total)
+		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "fragment %u of message %llu "
+		                    "out of order or inconsistent", r->frag_index,
+		                    (unsigned long long)r->msg_id);
+	bool last = r->flags & TSM_REC_LAST;
+	if (last != (l->rs_got + r->payload_len == l->rs_total))
+		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "message %llu: LAST flag does "
+		                    "not match its length", (unsigned long long)r->msg_id);
+	if (l->rs_msg)
+		memcpy((uint8_t *)l->rs_msg->data + l->rs_got, r->payload, r->payload_len);
+	l->rs_got += r->payload_len;
+	l->rs_next++;
+	if (!last)
+		return TSM_OK;
+	tsm_msg *m = l->rs_msg;
+	l->rs_msg = NULL;
+	rx_rs_reset(l);
+	if (m) {
+		m->prio = (uint8_t)(l - s->lanes);
+		rx_deliver(s, rt, m);
+	}
+	return TSM_OK;
+}
+
+static tsm_err rx_record(tsm__session *s, const tsm__fhdr *h, const tsm__rec *r,
+                         tsm_time now)
+{
+	if (r->topic_id >= s->nrtopics || !s->rtopics[r->topic_id].topic) {
+		tsm__stat_add(&s->ctx->stats, ST_DROP_UNKNOWN_TOPIC, 1);
+		return tsm__err_set(TSM_ERR_UNKNOWN_TOPIC, "topic id %u never declared",
+		                    r->topic_id);
+	}
+	tsm__rtopic *rt = &s->rtopics[r->topic_id];
+	if (r->flags & TSM_REC_FRAG)
+		return rx_frag(s, &s->lanes[h->lane], rt, r, now);
+	tsm_msg *m = rx_whole(s, rt, r, now);
+	if (!m)
+		return TSM_OK; /* counted: bad metadata or out of memory */
+	m->prio = h->lane;
+	rx_deliver(s, rt, m);
+	return TSM_OK;
+}
+
+void tsm__session_rx_data(tsm__session *s, const tsm__fhdr *h,
+                          const uint8_t *body)
+{
+	tsm__lane *l = &s->lanes[h->lane];
+	if (h->seq != l->rx_seq)
+		return rx_fail(s, tsm__err_set(TSM_ERR_BAD_FIELD, "lane %u: seq %llu, "
+		               "expected %llu", h->lane, (unsigned long long)h->seq,
+		               (unsigned long long)l->rx_seq));
+	l->rx_seq++;
+	tsm__rcur c;
+	tsm__rcur_init(&c, body, h->body_len);
+	tsm_time now = tsm__now();
+	while (c.left) {
+		tsm__rec r;
+		tsm_err e = tsm__rec_next(&c, h->flags, TSM_QOS_MAX_MSG, &r);
+		if (!e)
+			e = rx_record(s, h, &r, now);
+		if (e)
+			return rx_fail(s, e);
+	}
+}
+
+void tsm__session_rx_free(tsm__session *s)
+{
+	for (uint32_t i = s->pend_head; i < s->npend; i++) {
+		tsm_msg_free(s->pend[i].msg);
+		tsm__stat_add(&s->ctx->stats, ST_DROP_PEER_LOST, 1);
+		tsm__sub_unref(s->pend[i].sub);
+	}
+	free(s->pend);
+	s->pend = NULL;
+	s->npend = s->pend_head = 0;
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
+		rx_rs_reset(&s->lanes[i]);
+	tsm__buf_unref(s->rxb);
+	s->rxb = NULL;
+}

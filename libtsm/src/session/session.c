@@ -1,0 +1,370 @@
+/*
+ * session/session.c - session life cycle and frame dispatch (design.md
+ * §3, docs/wire.md §3-§5, §8).
+ *
+ * Every frame goes through tsm__fsm_next first: a frame the table does
+ * not allow in the current state is a protocol error that closes the
+ * session, counted, before any of its body is looked at.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "pubsub/topic.h"
+#include "session/session.h"
+#include "wire/cursor.h"
+
+#define TSM_KEEPALIVE_DIV 3
+
+static void sess_random(void *p, size_t n)
+{
+	if (getrandom(p, n, 0) != (ssize_t)n)
+		memset(p, 0x5a, n); /* only ids and nonces for now; TLS brings
+		                       its own randomness */
+}
+
+tsm_err tsm__session_new(tsm_ctx *ctx, int fd, bool initiator,
+                         tsm__session **out)
+{
+	tsm__session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return tsm__err_set(TSM_ENOMEM, "session");
+	s->scratch = malloc(TSM_TX_SCRATCH);
+	if (!s->scratch) {
+		free(s);
+		return tsm__err_set(TSM_ENOMEM, "session scratch");
+	}
+	s->ctx = ctx;
+	s->conn.fd = fd;
+	s->conn.user = s;
+	s->initiator = initiator;
+	s->ctrl_tail = &s->ctrl_head;
+	s->state = SS_IDLE;
+	s->last_rx = tsm__now();
+	if (initiator)
+		sess_random(&s->session_id, sizeof(s->session_id));
+	tsm__stat_add(&ctx->stats, ST_SESS_OPENED, 1);
+	*out = s;
+	return TSM_OK;
+}
+
+/* sess_step applies ev; an illegal event closes the session. */
+static bool sess_step(tsm__session *s, tsm__sevent ev)
+{
+	tsm__sstate next;
+	if (tsm__fsm_next(s->state, ev, &next) != TSM_OK) {
+		tsm__log(s->ctx, TSM_LOG_WARN, "session %s: %s", s->peer_addr,
+		         tsm_err_detail());
+		tsm__stat_add(&s->ctx->stats, ST_ERR_OUT_OF_STATE, 1);
+		tsm__session_close(s, TSM_ERR_OUT_OF_STATE);
+		return false;
+	}
+	if (next != s->state && tsm__fsm_waits(next))
+		s->state_deadline = tsm__deadline_after(tsm__now(),
+		                                        s->ctx->p.handshake_timeout);
+	s->state = next;
+	return true;
+}
+
+static void sess_send_preface(tsm__session *s)
+{
+	uint8_t body[128];
+	tsm__wbuf w;
+	tsm__preface p = {.min_version = TSM_WIRE_VERSION,
+	                  .max_version = TSM_WIRE_VERSION,
+	                  .node_id = s->ctx->node_id,
+	                  .name = (const uint8_t *)s->ctx->name,
+	                  .name_len = (uint16_t)strlen(s->ctx->name)};
+	if (s->ctx->insecure)
+		p.flags |= TSM_PREFACE_INSECURE;
+	sess_random(p.nonce, sizeof(p.nonce));
+	if (s->initiator)
+		memcpy(p.nonce, &s->session_id, sizeof(s->session_id));
+	tsm__wbuf_init(&w, body, sizeof(body));
+	tsm__preface_encode(&p, &w);
+	tsm__session_send_frame(s, TSM_F_PREFACE, body, w.len);
+}
+
+void tsm__session_start(tsm__session *s)
+{
+	if (!sess_step(s, SE_START))
+		return;
+	sess_send_preface(s);
+	tsm__session_rx_arm(s);
+	tsm__session_pump(s);
+}
+
+static void sess_reject(tsm__session *s, tsm_err reason, const char *why)
+{
+	uint8_t body[16 + TSM_REASON_TEXT_MAX];
+	tsm__wbuf w;
+	tsm__reason r = {.code = (uint32_t)reason, .text = (const uint8_t *)why,
+	                 .text_len = (uint16_t)strlen(why)};
+	tsm__wbuf_init(&w, body, sizeof(body));
+	tsm__reason_encode(&r, &w);
+	tsm__session_send_frame(s, TSM_F_REJECT, body, w.len);
+	tsm__stat_add(&s->ctx->stats, ST_SESS_REJECTED, 1);
+	tsm__log(s->ctx, TSM_LOG_WARN, "session %s: rejecting peer: %s (%s)",
+	         s->peer_addr, tsm_err_name(reason), why);
+	s->close_reason = reason;
+	tsm__session_close(s, reason);
+}
+
+static void sess_maybe_established(tsm__session *s)
+{
+	if (!s->accept_sent || !s->accept_rcvd || !sess_step(s, SE_VERIFY_OK))
+		return;
+	s->last_rx = tsm__now();
+	tsm__ctx_session_up(s->ctx, s);
+}
+
+static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
+{
+	tsm__preface p;
+	tsm_err e = tsm__preface_decode(b, n, &p);
+	if (e)
+		return tsm__session_close(s, e);
+	if (p.min_version > TSM_WIRE_VERSION || p.max_version < TSM_WIRE_VERSION)
+		return sess_reject(s, TSM_ERR_BAD_VERSION, "no common wire version");
+	bool peer_insecure = p.flags & TSM_PREFACE_INSECURE;
+	if (peer_insecure != s->ctx->insecure) {
+		tsm__stat_add(&s->ctx->stats, ST_ERR_INSECURE_MISMATCH, 1);
+		return sess_reject(s, TSM_ERR_INSECURE_MISMATCH,
+		                   peer_insecure ? "peer is insecure, we are not"
+		                                 : "we are insecure, peer is not");
+	}
+	s->peer_node_id = p.node_id;
+	memcpy(s->peer_name, p.name, p.name_len);
+	s->peer_name[p.name_len] = '\0';
+	if (!s->initiator)
+		memcpy(&s->session_id, p.nonce, sizeof(s->session_id));
+	if (s->dialer)
+		s->dialer->peer_node_id = p.node_id;
+	if (p.node_id == s->ctx->node_id)
+		return tsm__session_close(s, TSM_ERR_BAD_FIELD); /* dialed ourselves */
+	/* Null handshake: the TLS engine of the security issue plugs in here
+	 * and raises SE_HS_DONE when its last flight is done. */
+	if (!sess_step(s, SE_HS_DONE))
+		return;
+	tsm__session_send_frame(s, TSM_F_ACCEPT, NULL, 0);
+	s->accept_sent = true;
+	sess_maybe_established(s);
+}
+
+static void sess_on_reason(tsm__session *s, const uint8_t *b, size_t n,
+                           bool reject)
+{
+	tsm__reason r;
+	if (tsm__reason_decode(b, n, &r) != TSM_OK) {
+		r.code = TSM_EPROTO;
+		r.text_len = 0;
+	}
+	tsm__log(s->ctx, reject ? TSM_LOG_WARN : TSM_LOG_INFO,
+	         "session %s (%s): peer %s: %s '%.*s'", s->peer_addr, s->peer_name,
+	         reject ? "rejected us" : "closed", tsm_err_name((tsm_err)r.code),
+	         (int)r.text_len, r.text ? (const char *)r.text : "");
+	if (reject)
+		tsm__stat_add(&s->ctx->stats, ST_SESS_REJECTED, 1);
+	tsm__session_close(s, reject ? (tsm_err)r.code : TSM_ECLOSED);
+}
+
+static bool sess_add_pattern(tsm__session *s, const uint8_t *p, size_t n)
+{
+	if (s->npatterns >= TSM_SESS_MAX_PATTERNS)
+		return false;
+	char **v = realloc(s->patterns, (s->npatterns + 1) * sizeof(*v));
+	if (!v)
+		return false;
+	s->patterns = v;
+	if (!(v[s->npatterns] = strndup((const char *)p, n)))
+		return false;
+	s->npatterns++;
+	return true;
+}
+
+static void sess_del_pattern(tsm__session *s, const uint8_t *p, size_t n)
+{
+	for (uint32_t i = 0; i < s->npatterns; i++) {
+		if (strlen(s->patterns[i]) == n && memcmp(s->patterns[i], p, n) == 0) {
+			free(s->patterns[i]);
+			s->patterns[i] = s->patterns[--s->npatterns];
+			return;
+		}
+	}
+}
+
+static tsm_err sess_on_topic(tsm__session *s, const tsm__ctrl *c)
+{
+	if (tsm__topic_check((const char *)c->str, c->str_len) != TSM_OK)
+		return TSM_ERR_BAD_TOPIC;
+	if (c->id >= TSM_SESS_MAX_TOPICS)
+		return tsm__err_set(TSM_ERR_BAD_FIELD, "topic id %u over limit", c->id);
+	if (c->id >= s->nrtopics) {
+		uint32_t n = c->id + 1;
+		tsm__rtopic *v = realloc(s->rtopics, n * sizeof(*v));
+		if (!v)
+			return TSM_ENOMEM;
+		memset(v + s->nrtopics, 0, (n - s->nrtopics) * sizeof(*v));
+		s->rtopics = v;
+		s->nrtopics = n;
+	}
+	tsm__rtopic *rt = &s->rtopics[c->id];
+	if (rt->topic)
+		return tsm__err_set(TSM_ERR_BAD_FIELD, "topic id %u declared twice", c->id);
+	rt->topic = tsm__topic_new((const char *)c->str, c->str_len);
+	rt->sub_epoch = UINT64_MAX; /* forces a lookup of local subscribers */
+	return rt->topic ? TSM_OK : TSM_ENOMEM;
+}
+
+static tsm_err sess_on_ctrl(tsm__session *s, const uint8_t *b, size_t n)
+{
+	tsm__ctrl c;
+	tsm_err e = tsm__ctrl_decode(b, n, &c);
+	if (e)
+		return e;
+	switch (c.type) {
+	case TSM_C_SUBSCRIBE:
+		if (tsm__pattern_check((const char *)c.str, c.str_len) != TSM_OK)
+			return TSM_ERR_BAD_PATTERN;
+		if (!sess_add_pattern(s, c.str, c.str_len))
+			return tsm__err_set(TSM_ENOMEM, "too many subscriptions from peer");
+		tsm__ctx_routes_dirty(s->ctx);
+		return TSM_OK;
+	case TSM_C_UNSUBSCRIBE:
+		sess_del_pattern(s, c.str, c.str_len);
+		tsm__ctx_routes_dirty(s->ctx);
+		return TSM_OK;
+	case TSM_C_TOPIC:
+		return sess_on_topic(s, &c);
+	case TSM_C_PING: {
+		tsm__ctrl pong = {.type = TSM_C_PONG, .value = c.value};
+		return tsm__session_send_ctrl(s, &pong);
+	}
+	default:
+		return TSM_OK; /* PONG: last_rx already updated */
+	}
+}
+
+/* Called by rx.c for each complete frame; returns false if s closed. */
+bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
+                           const uint8_t *body)
+{
+	static const tsm__sevent ev_of[TSM_F__MAX + 1] = {
+		[TSM_F_PREFACE] = SE_RX_PREFACE, [TSM_F_RETRY] = SE_RX_RETRY,
+		[TSM_F_HS] = SE_RX_HS, [TSM_F_ACCEPT] = SE_RX_ACCEPT,
+		[TSM_F_REJECT] = SE_RX_REJECT, [TSM_F_DATA] = SE_RX_DATA,
+		[TSM_F_CTRL] = SE_RX_CTRL, [TSM_F_REKEY] = SE_RX_REKEY,
+		[TSM_F_CLOSE] = SE_RX_CLOSE};
+	tsm_err e = TSM_OK;
+	if (h->type == TSM_F_REKEY || h->type == TSM_F_RETRY || h->type == TSM_F_HS) {
+		/* Defined on the wire; refused until rekey, datagram retry and
+		 * TLS land (docs/wire.md §3). */
+		tsm__err_set(TSM_ERR_OUT_OF_STATE, "frame type %u not enabled", h->type);
+		tsm__stat_add(&s->ctx->stats, ST_ERR_OUT_OF_STATE, 1);
+		tsm__session_close(s, TSM_ERR_OUT_OF_STATE);
+		return false;
+	}
+	if (!sess_step(s, ev_of[h->type]))
+		return false;
+	switch (h->type) {
+	case TSM_F_PREFACE:
+		sess_on_preface(s, body, h->body_len);
+		break;
+	case TSM_F_ACCEPT:
+		s->accept_rcvd = true;
+		sess_maybe_established(s);
+		break;
+	case TSM_F_REJECT:
+	case TSM_F_CLOSE:
+		sess_on_reason(s, body, h->body_len, h->type == TSM_F_REJECT);
+		break;
+	case TSM_F_CTRL:
+		e = sess_on_ctrl(s, body, h->body_len);
+		break;
+	case TSM_F_DATA:
+		tsm__session_rx_data(s, h, body);
+		break;
+	}
+	if (e) {
+		tsm__log(s->ctx, TSM_LOG_WARN, "session %s: bad CTRL: %s (%s)",
+		         s->peer_addr, tsm_err_name(e), tsm_err_detail());
+		tsm__stat_add(&s->ctx->stats, ST_SESS_PROTO_ERR, 1);
+		tsm__session_close(s, e);
+	}
+	return s->state != SS_CLOSED;
+}
+
+void tsm__session_close(tsm__session *s, tsm_err reason)
+{
+	if (s->state == SS_CLOSED)
+		return;
+	bool was_up = tsm__session_up(s);
+	s->state = SS_CLOSED;
+	if (!s->close_reason)
+		s->close_reason = reason;
+	if (tsm_err_class(reason) == TSM_EPROTO)
+		tsm__stat_add(&s->ctx->stats, ST_ERR_PROTO, 1);
+	if (was_up)
+		tsm__ctx_session_down(s->ctx, s);
+	tsm__stat_add(&s->ctx->stats, ST_SESS_CLOSED, 1);
+	tsm__session_tx_purge(s);
+	s->ctx->io_ops->close(s->ctx->io, &s->conn);
+}
+
+static void sess_keepalive(tsm__session *s, tsm_time now)
+{
+	tsm_duration to = s->ctx->p.session_timeout;
+	if (now - s->last_rx >= to) {
+		tsm__log(s->ctx, TSM_LOG_WARN, "session %s (%s): peer silent for %lld ms",
+		         s->peer_addr, s->peer_name, (long long)(to / TSM_MSEC));
+		tsm__stat_add(&s->ctx->stats, ST_ERR_PEER_LOST, 1);
+		tsm__session_close(s, TSM_ERR_PEER_LOST);
+		return;
+	}
+	if (now - s->last_rx >= to / TSM_KEEPALIVE_DIV &&
+	    now - s->last_ping >= to / TSM_KEEPALIVE_DIV) {
+		tsm__ctrl ping = {.type = TSM_C_PING, .value = (uint64_t)now};
+		tsm__session_send_ctrl(s, &ping);
+		s->last_ping = now;
+	}
+}
+
+tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
+{
+	if (s->state == SS_CLOSED)
+		return TSM_NEVER;
+	if (tsm__session_up(s)) {
+		sess_keepalive(s, now);
+		return now + s->ctx->p.session_timeout / (2 * TSM_KEEPALIVE_DIV);
+	}
+	if (tsm__fsm_waits(s->state) && now >= s->state_deadline) {
+		tsm__log(s->ctx, TSM_LOG_WARN, "session %s: timed out in state %s",
+		         s->peer_addr, tsm__sstate_name(s->state));
+		tsm__stat_add(&s->ctx->stats, ST_SESS_TIMEOUT, 1);
+		tsm__stat_add(&s->ctx->stats, ST_ERR_HANDSHAKE_TIMEOUT, 1);
+		tsm__session_close(s, TSM_ERR_HANDSHAKE_TIMEOUT);
+		return TSM_NEVER;
+	}
+	return s->state_deadline;
+}
+
+void tsm__session_free(tsm__session *s)
+{
+	for (uint32_t i = 0; i < s->nrtopics; i++) {
+		tsm__topic_unref(s->rtopics[i].topic);
+		for (uint32_t j = 0; j < s->rtopics[i].nsubs; j++)
+			tsm__sub_unref(s->rtopics[i].subs[j]);
+		free(s->rtopics[i].subs);
+	}
+	free(s->rtopics);
+	for (uint32_t i = 0; i < s->npatterns; i++)
+		free(s->patterns[i]);
+	free(s->patterns);
+	tsm__session_tx_purge(s);
+	tsm__session_tx_release(s);
+	tsm__session_rx_free(s);
+	free(s->declared);
+	free(s->inflight);
+	free(s->scratch);
+	free(s);
+}

@@ -1,0 +1,147 @@
+/*
+ * session/session.h - one session per peer node (design.md §3).
+ *
+ * A session owns one stream connection, runs the state table of fsm.h,
+ * parses frames (rx.c) and schedules lanes into sends (tx.c).
+ *
+ * Threading: everything here runs on the owning context's progress thread.
+ */
+#ifndef TSM_SESSION_SESSION_H
+#define TSM_SESSION_SESSION_H
+
+#include "core/internal.h"
+#include "session/fsm.h"
+#include "wire/frame.h"
+
+/* A queued outgoing message on one lane (intrusive FIFO node). */
+typedef struct tsm__txq {
+	tsm__omsg *m;
+	size_t off;               /* payload bytes already framed */
+	uint32_t frag_index;
+	struct tsm__txq *next;
+} tsm__txq;
+
+typedef struct tsm__lane {
+	tsm__txq *head, *tail;
+	uint64_t tx_seq;          /* next sequence number to send */
+	uint64_t rx_seq;          /* next sequence number expected */
+	/* reassembly of one fragmented message per lane (docs/wire.md §7) */
+	tsm_msg *rs_msg;          /* message being filled (owns buffer) */
+	uint64_t rs_id, rs_total, rs_got;
+	uint32_t rs_next;
+	tsm__topic *rs_topic;
+	bool rs_discard;          /* expired/dropped: skip remaining fragments */
+} tsm__lane;
+
+/* A control frame waiting to be sent (already encoded). */
+typedef struct tsm__ctrlq {
+	struct tsm__ctrlq *next;
+	size_t len;
+	uint8_t bytes[];
+} tsm__ctrlq;
+
+/* Remote topic table entry (peer's topic id -> name and local route). */
+typedef struct tsm__rtopic {
+	tsm__topic *topic;
+	struct tsm_sub **subs;    /* matching local subscribers (refs) */
+	uint32_t nsubs;
+	uint64_t sub_epoch;       /* ctx->sub_epoch when subs was computed */
+} tsm__rtopic;
+
+#define TSM_SESS_MAX_TOPICS 4096u
+#define TSM_SESS_MAX_PATTERNS 1024u
+#define TSM_RX_BLOCK (256u * 1024u)
+#define TSM_TX_SCRATCH (256u * 1024u)
+#define TSM_INLINE_MAX 2048u      /* smaller payloads are copied, not iovec-ed */
+#define TSM_QOS_MAX_MSG (16ull << 20) /* largest message a session accepts */
+#define TSM_TX_BUDGET (256u * 1024u) /* bytes per send call */
+
+struct tsm__session {
+	tsm_ctx *ctx;
+	tsm__conn conn;
+	tsm__sstate state;
+	tsm_time state_deadline;  /* timeout of the waiting state */
+	tsm_time last_rx;         /* for keepalive */
+	tsm_time last_ping;
+	bool initiator;
+	bool accept_rcvd, accept_sent;
+	bool counted_up;
+	tsm_err close_reason;
+	uint64_t session_id;
+	uint64_t peer_node_id;
+	char peer_name[65];
+	char peer_addr[128];
+	struct tsm__dialer *dialer;
+
+	/* rx */
+	tsm__buf *rxb;            /* current receive block */
+	size_t rx_off, rx_len;    /* parsed up to / filled up to */
+	bool rx_armed, rx_paused;
+	/* Deliveries a full reliable queue refused: reading stops until they
+	 * are all taken, so back-pressure reaches the publisher through TCP
+	 * and nothing is lost. Bounded by the records of one frame. */
+	struct tsm__pend { struct tsm_sub *sub; tsm_msg *msg; } *pend;
+	uint32_t npend, pend_head, cappend;
+	tsm__rtopic *rtopics;     /* indexed by peer topic id */
+	uint32_t nrtopics;
+	char **patterns;          /* peer's subscriptions */
+	uint32_t npatterns;
+
+	/* tx */
+	tsm__lane lanes[TSM_WIRE_LANES];
+	tsm__ctrlq *ctrl_head, **ctrl_tail;
+	uint64_t queued_bytes;    /* payload bytes queued on lanes */
+	uint8_t *declared;        /* bitmap: our topic ids announced */
+	uint32_t declared_cap;    /* bits */
+	bool tx_busy;             /* a send is in flight */
+	size_t tx_total;          /* bytes in the in-flight send */
+	uint8_t *scratch;         /* headers and inlined payloads */
+	tsm__omsg **inflight;     /* messages referenced by the in-flight send */
+	uint32_t ninflight, capinflight;
+	tsm__ctrlq *ctrl_inflight;
+
+	struct tsm__session *next;
+};
+
+/* tsm__session_new wraps a connected (or connecting) fd. */
+tsm_err tsm__session_new(tsm_ctx *ctx, int fd, bool initiator,
+                         tsm__session **out);
+/* tsm__session_start sends the preface and arms the first receive. */
+void tsm__session_start(tsm__session *s);
+/* tsm__session_close begins closing with reason (idempotent). */
+void tsm__session_close(tsm__session *s, tsm_err reason);
+void tsm__session_free(tsm__session *s);
+/* tsm__session_tick runs timers; returns the next time it needs a tick. */
+tsm_time tsm__session_tick(tsm__session *s, tsm_time now);
+
+/* rx.c */
+void tsm__session_on_recv(tsm__session *s, long n, tsm_err err);
+void tsm__session_rx_arm(tsm__session *s);
+/* tsm__session_rx_resume retries stalled deliveries; true if unstalled. */
+bool tsm__session_rx_resume(tsm__session *s);
+void tsm__session_rx_data(tsm__session *s, const tsm__fhdr *h,
+                          const uint8_t *body);
+bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
+                           const uint8_t *body);
+void tsm__session_rx_free(tsm__session *s);
+
+/* tx.c */
+/* tsm__session_enqueue queues m on its lane (takes a reference). */
+void tsm__session_enqueue(tsm__session *s, tsm__omsg *m);
+tsm_err tsm__session_send_ctrl(tsm__session *s, const tsm__ctrl *c);
+tsm_err tsm__session_send_frame(tsm__session *s, uint8_t type,
+                                const uint8_t *body, size_t len);
+void tsm__session_pump(tsm__session *s);
+void tsm__session_on_send(tsm__session *s, long n, tsm_err err);
+bool tsm__session_tx_idle(const tsm__session *s);
+void tsm__session_tx_purge(tsm__session *s);
+/* tsm__session_tx_release drops what the last send referenced. */
+void tsm__session_tx_release(tsm__session *s);
+bool tsm__session_wants(const tsm__session *s, const tsm__topic *t);
+
+static inline bool tsm__session_up(const tsm__session *s)
+{
+	return s->state == SS_ESTABLISHED || s->state == SS_REKEYING;
+}
+
+#endif

@@ -1,0 +1,434 @@
+/*
+ * session/tx.c - lanes to sends (design.md §5, docs/wire.md §6-§7).
+ *
+ * One send is in flight per connection. Each send is built from: queued
+ * control frames first, then frames picked by strict priority between
+ * lanes. Small messages of a lane are batched into one DATA frame (their
+ * bytes copied next to the record headers, so one iovec covers many);
+ * large ones go out one fragment per frame, payload by iovec straight
+ * from the publisher's copy. After every frame the most urgent lane is
+ * chosen again, so an urgent message waits behind at most one fragment
+ * that is already being framed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pubsub/topic.h"
+#include "session/session.h"
+
+struct txb {            /* one send being built */
+	tsm__session *s;
+	size_t sc;          /* scratch bytes used */
+	size_t total;       /* bytes in the iovecs */
+};
+
+static bool tx_iov(struct txb *b, const void *p, size_t len)
+{
+	tsm__conn *c = &b->s->conn;
+	if (len == 0)
+		return true;
+	if (c->iovcnt > 0) {
+		struct iovec *last = &c->iov[c->iovcnt - 1];
+		if ((const uint8_t *)last->iov_base + last->iov_len == p) {
+			last->iov_len += len;
+			b->total += len;
+			return true;
+		}
+	}
+	if (c->iovcnt == TSM_IO_MAX_IOV)
+		return false;
+	c->iov[c->iovcnt++] = (struct iovec){(void *)p, len};
+	b->total += len;
+	return true;
+}
+
+static bool tx_hold(tsm__session *s, tsm__omsg *m)
+{
+	if (s->ninflight == s->capinflight) {
+		uint32_t n = s->capinflight ? s->capinflight * 2 : 256;
+		tsm__omsg **v = realloc(s->inflight, n * sizeof(*v));
+		if (!v)
+			return false;
+		s->inflight = v;
+		s->capinflight = n;
+	}
+	s->inflight[s->ninflight++] = m;
+	return true;
+}
+
+static bool tx_declared(tsm__session *s, uint32_t id)
+{
+	return id < s->declared_cap && (s->declared[id / 8] & (1u << (id % 8)));
+}
+
+static tsm_err tx_declare(tsm__session *s, const tsm__topic *t)
+{
+	if (t->id >= s->declared_cap) {
+		uint32_t bits = TSM_MAX(t->id + 1, s->declared_cap * 2);
+		bits = (bits + 63) & ~63u;
+		uint8_t *v = realloc(s->declared, bits / 8);
+		if (!v)
+			return TSM_ENOMEM;
+		memset(v + s->declared_cap / 8, 0, (bits - s->declared_cap) / 8);
+		s->declared = v;
+		s->declared_cap = bits;
+	}
+	tsm__ctrl c = {.type = TSM_C_TOPIC, .id = t->id,
+	               .str = (const uint8_t *)t->name, .str_len = t->len};
+	tsm_err e = tsm__session_send_ctrl(s, &c);
+	if (!e)
+		s->declared[t->id / 8] |= (uint8_t)(1u << (t->id % 8));
+	return e;
+}
+
+void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
+{
+	if (!tx_declared(s, m->topic->id) && tx_declare(s, m->topic) != TSM_OK) {
+		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+		return;
+	}
+	tsm__txq *q = malloc(sizeof(*q));
+	if (!q) {
+		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+		return;
+	}
+	*q = (tsm__txq){tsm__omsg_ref(m), 0, 0, NULL};
+	tsm__lane *l = &s->lanes[m->prio];
+	if (l->tail)
+		l->tail->next = q;
+	else
+		l->head = q;
+	l->tail = q;
+	s->queued_bytes += m->len;
+}
+
+tsm_err tsm__session_send_frame(tsm__session *s, uint8_t type,
+                                const uint8_t *body, size_t len)
+{
+	tsm__ctrlq *q = malloc(sizeof(*q) + TSM_WIRE_HDR_LEN + len);
+	if (!q)
+		return tsm__err_set(TSM_ENOMEM, "control frame");
+	tsm__fhdr h = {.version = TSM_WIRE_VERSION, .type = type,
+	               .session_id = s->session_id, .body_len = (uint32_t)len};
+	tsm__fhdr_encode(&h, q->bytes);
+	if (len)
+		memcpy(q->bytes + TSM_WIRE_HDR_LEN, body, len);
+	q->len = TSM_WIRE_HDR_LEN + len;
+	q->next = NULL;
+	*s->ctrl_tail = q;
+	s->ctrl_tail = &q->next;
+	return TSM_OK;
+}
+
+tsm_err tsm__session_send_ctrl(tsm__session *s, const tsm__ctrl *c)
+{
+	uint8_t body[32 + TSM_TOPIC_MAX];
+	tsm__wbuf w;
+	tsm__wbuf_init(&w, body, sizeof(body));
+	tsm__ctrl_encode(c, &w);
+	if (w.overflow)
+		return tsm__err_set(TSM_EINTERNAL, "CTRL frame overflow");
+	return tsm__session_send_frame(s, TSM_F_CTRL, body, w.len);
+}
+
+static int tx_pick_lane(const tsm__session *s)
+{
+	for (int i = 0; i < (int)TSM_WIRE_LANES; i++)
+		if (s->lanes[i].head)
+			return i;
+	return -1;
+}
+
+static uint32_t tx_budget(tsm_time deadline, tsm_time now)
+{
+	if (deadline == TSM_NEVER)
+		return 0;
+	tsm_time us = (deadline - now) / TSM_USEC;
+	return us < 1 ? 1 : (us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
+}
+
+/* Drops expired messages at the head of lane l (counted); true if any
+ * message is left. */
+static bool tx_expire_head(tsm__session *s, tsm__lane *l, tsm_time now)
+{
+	while (l->head && l->head->off == 0 && l->head->m->deadline <= now) {
+		tsm__txq *q = l->head;
+		l->head = q->next;
+		if (!l->head)
+			l->tail = NULL;
+		s->queued_bytes -= q->m->len;
+		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		tsm__omsg_unref(q->m);
+		free(q);
+	}
+	return l->head != NULL;
+}
+
+static void tx_pop(tsm__session *s, tsm__lane *l)
+{
+	tsm__txq *q = l->head;
+	l->head = q->next;
+	if (!l->head)
+		l->tail = NULL;
+	s->queued_bytes -= q->m->len;
+	if (!tx_hold(s, q->m))
+		tsm__omsg_unref(q->m); /* cannot happen before OOM; keeps refs sane */
+	free(q);
+}
+
+static uint8_t *tx_frame_begin(struct txb *b, size_t need)
+{
+	if (b->sc + TSM_WIRE_HDR_LEN + need > TSM_TX_SCRATCH ||
+	    b->s->conn.iovcnt > TSM_IO_MAX_IOV - 4)
+		return NULL;
+	uint8_t *hdr = b->s->scratch + b->sc;
+	b->sc += TSM_WIRE_HDR_LEN;
+	return hdr;
+}
+
+static void tx_frame_end(struct txb *b, uint8_t *hdr, uint8_t lane,
+                         uint8_t flags, uint32_t topic, uint32_t budget,
+                         size_t body)
+{
+	tsm__session *s = b->s;
+	tsm__fhdr h = {.version = TSM_WIRE_VERSION, .type = TSM_F_DATA,
+	               .flags = flags, .lane = lane, .session_id = s->session_id,
+	               .seq = s->lanes[lane].tx_seq++, .topic_id = topic,
+	               .priority = lane, .budget_us = budget,
+	               .body_len = (uint32_t)body};
+	tsm__fhdr_encode(&h, hdr);
+	tsm__stat_add(&s->ctx->stats, ST_TX_FRAMES, 1);
+}
+
+/* Appends one record header (+ meta, + payload when small) to scratch. */
+static size_t tx_record(struct txb *b, const tsm__rec *r, const uint8_t *meta,
+                        const uint8_t *payload, bool inline_payload)
+{
+	tsm__wbuf w;
+	size_t start = b->sc;
+	tsm__wbuf_init(&w, b->s->scratch + b->sc, TSM_TX_SCRATCH - b->sc);
+	tsm__rec_encode_hdr(r, &w);
+	tsm__wbuf_bytes(&w, meta, r->meta_len);
+	if (inline_payload)
+		tsm__wbuf_bytes(&w, payload, r->payload_len);
+	b->sc += w.len;
+	tx_iov(b, b->s->scratch + start, w.len);
+	if (!inline_payload)
+		tx_iov(b, payload, r->payload_len);
+	return w.len + (inline_payload ? 0 : r->payload_len);
+}
+
+static bool tx_small(const tsm__session *s, const tsm__txq *q)
+{
+	return q->off == 0 && q->m->len <= s->ctx->p.fragment_size;
+}
+
+/* One DATA frame of consecutive small messages of lane li (§6). */
+static bool tx_batch(struct txb *b, int li, tsm_time now)
+{
+	tsm__session *s = b->s;
+	tsm__lane *l = &s->lanes[li];
+	size_t body = 0, limit = s->ctx->p.fragment_size + TSM_REC_HDR_LEN + TSM_META_MAX;
+	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_INLINE_MAX + TSM_META_MAX);
+	if (!hdr)
+		return false;
+	tx_iov(b, hdr, TSM_WIRE_HDR_LEN);
+	uint32_t topic = l->head->m->topic->id, budget = 0;
+	while (tx_expire_head(s, l, now) && tx_small(s, l->head)) {
+		tsm__omsg *m = l->head->m;
+		bool inl = m->len <= TSM_INLINE_MAX;
+		size_t need = TSM_REC_HDR_LEN + m->meta_len + (inl ? m->len : 0);
+		if (body && (body + TSM_REC_HDR_LEN + m->meta_len + m->len > limit ||
+		             b->sc + need > TSM_TX_SCRATCH ||
+		             s->conn.iovcnt > TSM_IO_MAX_IOV - 3))
+			break;
+		tsm__rec r = {.topic_id = m->topic->id, .meta_len = m->meta_len,
+		              .flags = m->meta_len ? TSM_REC_META : 0,
+		              .payload_len = (uint32_t)m->len, .msg_id = m->id,
+		              .budget_us = tx_budget(m->deadline, now)};
+		if (r.budget_us && (!budget || r.budget_us < budget))
+			budget = r.budget_us;
+		body += tx_record(b, &r, m->meta, m->payload, inl);
+		tsm__stat_add(&s->ctx->stats, ST_TX_MSGS, 1);
+		tx_pop(s, l);
+	}
+	if (body == 0) { /* everything expired: take the header back */
+		struct iovec *last = &s->conn.iov[s->conn.iovcnt - 1];
+		last->iov_len -= TSM_WIRE_HDR_LEN;
+		if (last->iov_len == 0)
+			s->conn.iovcnt--;
+		b->sc -= TSM_WIRE_HDR_LEN;
+		b->total -= TSM_WIRE_HDR_LEN;
+		return true;
+	}
+	tx_frame_end(b, hdr, (uint8_t)li, 0, topic, budget, body);
+	return true;
+}
+
+/* One fragment of the large message at the head of lane li (§7). */
+static bool tx_fragment(struct txb *b, int li, tsm_time now)
+{
+	tsm__session *s = b->s;
+	tsm__lane *l = &s->lanes[li];
+	tsm__txq *q = l->head;
+	tsm__omsg *m = q->m;
+	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + TSM_META_MAX);
+	if (!hdr)
+		return false;
+	tx_iov(b, hdr, TSM_WIRE_HDR_LEN);
+	size_t n = TSM_MIN(m->len - q->off, (size_t)s->ctx->p.fragment_size);
+	bool first = q->off == 0, last = q->off + n == m->len;
+	tsm__rec r = {.topic_id = m->topic->id, .msg_id = m->id,
+	              .flags = (uint16_t)(TSM_REC_FRAG | (last ? TSM_REC_LAST : 0) |
+	                                  (first && m->meta_len ? TSM_REC_META : 0)),
+	              .meta_len = first ? m->meta_len : 0,
+	              .payload_len = (uint32_t)n,
+	              .budget_us = tx_budget(m->deadline, now),
+	              .total_len = m->len, .frag_index = q->frag_index};
+	size_t body = tx_record(b, &r, m->meta, m->payload + q->off, false);
+	tx_frame_end(b, hdr, (uint8_t)li, TSM_FF_FRAGMENT, r.topic_id, r.budget_us, body);
+	q->off += n;
+	q->frag_index++;
+	if (last) {
+		tsm__stat_add(&s->ctx->stats, ST_TX_MSGS, 1);
+		tx_pop(s, l);
+	}
+	return true;
+}
+
+static void tx_ctrl(struct txb *b)
+{
+	tsm__session *s = b->s;
+	tsm__ctrlq **tail = &s->ctrl_inflight;
+	while (*tail)
+		tail = &(*tail)->next;
+	while (s->ctrl_head && s->conn.iovcnt < TSM_IO_MAX_IOV - 4) {
+		tsm__ctrlq *q = s->ctrl_head;
+		s->ctrl_head = q->next;
+		if (!s->ctrl_head)
+			s->ctrl_tail = &s->ctrl_head;
+		q->next = NULL;
+		tx_iov(b, q->bytes, q->len);
+		*tail = q;
+		tail = &q->next;
+	}
+}
+
+static void tx_data(struct txb *b)
+{
+	tsm_time now = tsm__now();
+	int li;
+	while (b->total < TSM_TX_BUDGET && (li = tx_pick_lane(b->s)) >= 0) {
+		tsm__lane *l = &b->s->lanes[li];
+		if (!tx_expire_head(b->s, l, now))
+			continue;
+		bool ok = tx_small(b->s, l->head) ? tx_batch(b, li, now)
+		                                  : tx_fragment(b, li, now);
+		if (!ok)
+			break;
+	}
+}
+
+void tsm__session_pump(tsm__session *s)
+{
+	if (s->tx_busy || s->state == SS_CLOSED || s->conn.closing ||
+	    !s->conn.connected)
+		return;
+	struct txb b = {.s = s};
+	s->conn.iovcnt = 0;
+	tx_ctrl(&b);
+	if (tsm__session_up(s))
+		tx_data(&b);
+	if (b.total == 0)
+		return;
+	s->tx_busy = true;
+	s->tx_total = b.total;
+	tsm__stat_add(&s->ctx->stats, ST_TX_SENDS, 1);
+	s->ctx->io_ops->send(s->ctx->io, &s->conn);
+}
+
+void tsm__session_tx_release(tsm__session *s)
+{
+	for (uint32_t i = 0; i < s->ninflight; i++)
+		tsm__omsg_unref(s->inflight[i]);
+	s->ninflight = 0;
+	while (s->ctrl_inflight) {
+		tsm__ctrlq *q = s->ctrl_inflight;
+		s->ctrl_inflight = q->next;
+		free(q);
+	}
+}
+
+/* Drops the first n bytes of the iovecs after a partial send. */
+static void tx_advance(tsm__conn *c, size_t n)
+{
+	int i = 0;
+	while (i < c->iovcnt && n >= c->iov[i].iov_len)
+		n -= c->iov[i++].iov_len;
+	memmove(c->iov, c->iov + i, (size_t)(c->iovcnt - i) * sizeof(c->iov[0]));
+	c->iovcnt -= i;
+	if (c->iovcnt) {
+		c->iov[0].iov_base = (uint8_t *)c->iov[0].iov_base + n;
+		c->iov[0].iov_len -= n;
+	}
+}
+
+void tsm__session_on_send(tsm__session *s, long n, tsm_err err)
+{
+	if (s->state == SS_CLOSED)
+		return;
+	if (n < 0) {
+		tsm__log(s->ctx, TSM_LOG_INFO, "session %s: send failed: %s",
+		         s->peer_addr, tsm_err_name(err));
+		return tsm__session_close(s, TSM_ERR_PEER_LOST);
+	}
+	tsm__stat_add(&s->ctx->stats, ST_TX_BYTES, (uint64_t)n);
+	if ((size_t)n < s->tx_total) {
+		s->tx_total -= (size_t)n;
+		tx_advance(&s->conn, (size_t)n);
+		s->ctx->io_ops->send(s->ctx->io, &s->conn);
+		return;
+	}
+	s->tx_busy = false;
+	tsm__session_tx_release(s);
+	tsm__session_pump(s);
+}
+
+bool tsm__session_tx_idle(const tsm__session *s)
+{
+	return !s->tx_busy && !s->ctrl_head && tx_pick_lane(s) < 0;
+}
+
+/* Everything still queued is lost with the session: count it. */
+void tsm__session_tx_purge(tsm__session *s)
+{
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++) {
+		tsm__lane *l = &s->lanes[i];
+		while (l->head) {
+			tsm__txq *q = l->head;
+			l->head = q->next;
+			tsm__stat_add(&s->ctx->stats, ST_DROP_PEER_LOST, 1);
+			tsm__omsg_unref(q->m);
+			free(q);
+		}
+		l->tail = NULL;
+	}
+	s->queued_bytes = 0;
+	if (!s->conn.tx.pending)
+		tsm__session_tx_release(s);
+	while (s->ctrl_head) {
+		tsm__ctrlq *q = s->ctrl_head;
+		s->ctrl_head = q->next;
+		free(q);
+	}
+	s->ctrl_tail = &s->ctrl_head;
+}
+
+bool tsm__session_wants(const tsm__session *s, const tsm__topic *t)
+{
+	for (uint32_t i = 0; i < s->npatterns; i++)
+		if (tsm__topic_match(s->patterns[i], strlen(s->patterns[i]), t->name,
+		                     t->len))
+			return true;
+	return false;
+}

@@ -1,0 +1,31 @@
+/*
+ * transport/url.h - parsing of libtsm URLs. Pure, thread-safe.
+ *
+ *   tcp://HOST:PORT      TCP over io_uring (epoll fallback); HOST is an
+ *                        IPv4/IPv6 literal ([::1]) or "localhost"; no DNS.
+ *   inproc://NAME        same process, NAME [A-Za-z0-9._-]{1,64}
+ */
+#ifndef TSM_TRANSPORT_URL_H
+#define TSM_TRANSPORT_URL_H
+
+#include <sys/socket.h>
+
+#include "tsm/err.h"
+
+enum tsm__scheme { TSM_URL_TCP = 1, TSM_URL_INPROC = 2 };
+
+typedef struct tsm__url {
+	enum tsm__scheme scheme;
+	struct sockaddr_storage sa; /* TCP */
+	socklen_t sa_len;
+	char name[65];              /* inproc */
+} tsm__url;
+
+/* tsm__url_parse: TSM_ERR_BAD_URL with a detail saying what is wrong;
+ * TSM_ENOTSUP for known but not built-in schemes (ofi+...). */
+tsm_err tsm__url_parse(const char *s, tsm__url *out);
+
+/* tsm__url_format writes the URL of u into buf (e.g. after bind to :0). */
+void tsm__url_format(const tsm__url *u, char *buf, size_t len);
+
+#endif
