@@ -5,9 +5,9 @@
  * by '/', no empty segment (so no leading, trailing or double '/'). A
  * pattern has the same shape, and a segment may also be exactly "*" (one
  * segment) or, as the last segment only, "**" (zero or more further
- * segments: "a/**" matches "a", "a/b" and "a/b/c"; "**" matches every
- * topic). Invalid names are
- * rejected, never normalised. Pure functions, thread-safe.
+ * segments: the pattern "a" '/' "**" matches "a", "a/b" and "a/b/c";
+ * "**" alone matches every topic). Invalid names are rejected, never
+ * normalised. Pure functions, thread-safe.
  */
 #ifndef TSM_PUBSUB_TOPIC_H
 #define TSM_PUBSUB_TOPIC_H

@@ -10,10 +10,12 @@
 #ifndef TSM_WIRE_META_H
 #define TSM_WIRE_META_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "tsm/err.h"
+#include "tsm/pubsub.h" /* TSM_META_MAX */
 #include "tsm/time.h"
 
 #define TSM_META_MAX_DEPTH 8u
