@@ -50,15 +50,33 @@ static tsm_msg *sub_take(struct tsm_sub *s)
 	return m;
 }
 
+/* latest_only keeps one message per topic: older ones of the same topic
+ * are replaced (and counted), whatever the queue's fill level. */
+static void sub_replace_topic(struct tsm_sub *s, const tsm_msg *m)
+{
+	uint32_t kept = 0, dropped = 0;
+	for (uint32_t i = 0; i < s->count; i++) {
+		tsm_msg *q = s->ring[(s->head + i) % s->cap];
+		if (q->topic == m->topic || strcmp(q->topic->name, m->topic->name) == 0) {
+			tsm_msg_free(q);
+			dropped++;
+		} else {
+			s->ring[(s->head + kept++) % s->cap] = q;
+		}
+	}
+	s->count = kept;
+	atomic_store_explicit(&s->avail, s->count, memory_order_release);
+	if (dropped)
+		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, dropped);
+}
+
 /* Applies a drop policy to a full queue; returns true if m went in. */
 static bool sub_evict(struct tsm_sub *s, tsm_msg *m, tsm_ctx *ctx)
 {
 	tsm_backpressure bp = s->qos.backpressure;
 	if (bp == TSM_BP_DROP_OLDEST || bp == TSM_BP_LATEST_ONLY) {
-		uint32_t n = bp == TSM_BP_LATEST_ONLY ? s->count : 1;
-		for (uint32_t i = 0; i < n; i++)
-			tsm_msg_free(sub_take(s));
-		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, n);
+		tsm_msg_free(sub_take(s));
+		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
 		sub_append(s, m);
 		return true;
 	}
@@ -95,6 +113,8 @@ enum tsm__push tsm__sub_push(struct tsm_sub *s, tsm_msg *m, bool can_wait,
 	pthread_mutex_lock(&s->mu);
 	bool blocks = s->qos.backpressure == TSM_BP_BLOCK &&
 	              s->qos.reliability == TSM_RELIABLE;
+	if (s->qos.backpressure == TSM_BP_LATEST_ONLY && !s->closing)
+		sub_replace_topic(s, m);
 	if (s->closing) {
 		tsm__stat_add(&ctx->stats, ST_DROP_CLOSED, 1);
 		tsm_msg_free(m);

@@ -77,7 +77,7 @@ void tsm__session_rx_arm(tsm__session *s)
 
 static void rx_parse(tsm__session *s)
 {
-	while (s->state != SS_CLOSED && s->npend == 0) {
+	while (s->state != SS_CLOSED && s->npend == 0 && !s->close_after_tx) {
 		size_t have = s->rx_len - s->rx_off;
 		tsm__fhdr h;
 		tsm_err e = tsm__fhdr_decode(s->rxb->data + s->rx_off, have,

@@ -106,8 +106,12 @@ static void sess_reject(tsm__session *s, tsm_err reason, const char *why)
 	tsm__stat_add(&s->ctx->stats, ST_SESS_REJECTED, 1);
 	tsm__log(s->ctx, TSM_LOG_WARN, "session %s: rejecting peer: %s (%s)",
 	         s->peer_addr, tsm_err_name(reason), why);
+	/* The REJECT must reach the peer: close once it is sent, or at the
+	 * state deadline (tsm__session_tick) if the peer does not read. */
 	s->close_reason = reason;
-	tsm__session_close(s, reason);
+	s->close_after_tx = true;
+	s->state_deadline = tsm__deadline_after(tsm__now(), TSM_SEC);
+	tsm__session_pump(s);
 }
 
 static void sess_maybe_established(tsm__session *s)
@@ -333,6 +337,10 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 {
 	if (s->state == SS_CLOSED)
 		return TSM_NEVER;
+	if (s->close_after_tx && now >= s->state_deadline) {
+		tsm__session_close(s, s->close_reason);
+		return TSM_NEVER;
+	}
 	if (tsm__session_up(s)) {
 		sess_keepalive(s, now);
 		return now + s->ctx->p.session_timeout / (2 * TSM_KEEPALIVE_DIV);

@@ -66,6 +66,7 @@ struct tsm__session {
 	bool initiator;
 	bool accept_rcvd, accept_sent;
 	bool counted_up;
+	bool close_after_tx;      /* REJECT queued: close once it is sent */
 	tsm_err close_reason;
 	uint64_t session_id;
 	uint64_t peer_node_id;

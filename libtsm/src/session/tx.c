@@ -391,6 +391,8 @@ void tsm__session_on_send(tsm__session *s, long n, tsm_err err)
 	}
 	s->tx_busy = false;
 	tsm__session_tx_release(s);
+	if (s->close_after_tx && !s->ctrl_head)
+		return tsm__session_close(s, s->close_reason);
 	tsm__session_pump(s);
 }
 

@@ -1,0 +1,432 @@
+/*
+ * Unit tests for session/ and core/: a live context driven by a raw
+ * socket peer (bad frames, out-of-state frames, the insecure handshake)
+ * and by a second in-process context (order per lane, fragments, drop
+ * policies, deadlines at the subscriber queue).
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "wire/frame.h"
+
+static tsm_ctx *open_ctx(const char *name)
+{
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.name = name;
+	p.log_level = TSM_LOG_ERROR;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	return c;
+}
+
+static uint64_t stat(tsm_ctx *c, const char *n)
+{
+	uint64_t v = 0;
+	ck_assert_int_eq(tsm_stats_get(c, n, &v), TSM_OK);
+	return v;
+}
+
+static int raw_connect(const char *url)
+{
+	unsigned port = 0;
+	ck_assert_int_eq(sscanf(url, "tcp://127.0.0.1:%u", &port), 1);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Reads until EOF or 3 s; returns bytes read (the peer's frames). */
+static size_t raw_read_all(int fd, uint8_t *buf, size_t cap)
+{
+	size_t n = 0;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (n < cap && poll(&p, 1, 3000) == 1) {
+		ssize_t k = read(fd, buf + n, cap - n);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	return n;
+}
+
+static size_t mk_frame(uint8_t *out, uint8_t type, const void *body, uint32_t len)
+{
+	tsm__fhdr h = {.version = TSM_WIRE_VERSION, .type = type, .body_len = len};
+	tsm__fhdr_encode(&h, out);
+	memcpy(out + TSM_WIRE_HDR_LEN, body, len);
+	return TSM_WIRE_HDR_LEN + len;
+}
+
+static size_t mk_preface(uint8_t *out, bool insecure)
+{
+	uint8_t body[128];
+	tsm__wbuf w;
+	tsm__preface p = {.min_version = 1, .max_version = 1, .node_id = 77,
+	                  .flags = insecure ? TSM_PREFACE_INSECURE : 0};
+	tsm__wbuf_init(&w, body, sizeof(body));
+	tsm__preface_encode(&p, &w);
+	return mk_frame(out, TSM_F_PREFACE, body, (uint32_t)w.len);
+}
+
+/* Sends bytes, expects the context to close the connection. */
+static size_t raw_exchange(const char *url, const uint8_t *b, size_t n,
+                           uint8_t *reply, size_t cap)
+{
+	int fd = raw_connect(url);
+	ck_assert_int_eq(write(fd, b, n), (ssize_t)n);
+	size_t r = raw_read_all(fd, reply, cap);
+	close(fd);
+	return r;
+}
+
+static tsm_ctx *listening(char *url, size_t len)
+{
+	tsm_ctx *c = open_ctx("srv");
+	ck_assert_int_eq(tsm_ctx_listen(c, "tcp://127.0.0.1:0", url, len), TSM_OK);
+	return c;
+}
+
+START_TEST(garbage_closes_and_listener_keeps_serving)
+{
+	char url[128];
+	uint8_t junk[4096], reply[65536];
+	tsm_ctx *c = listening(url, sizeof(url));
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 131 + 7);
+	size_t r = raw_exchange(url, junk, sizeof(junk), reply, sizeof(reply));
+	/* The server sent its preface, then closed on our garbage. */
+	ck_assert_uint_ge(r, TSM_WIRE_HDR_LEN);
+	ck_assert_uint_ge(stat(c, "err.protocol"), 1);
+	/* A good peer is still served. */
+	tsm_ctx *d = open_ctx("good");
+	ck_assert_int_eq(tsm_ctx_dial(d, url), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_wait_peers(d, 1, 5 * TSM_SEC), TSM_OK);
+	tsm_ctx_close(d);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(bad_headers_refused)
+{
+	char url[128];
+	uint8_t f[TSM_WIRE_HDR_LEN + 64], reply[4096];
+	tsm_ctx *c = listening(url, sizeof(url));
+	size_t n = mk_preface(f, true);
+	f[0] ^= 0xff; /* wrong magic */
+	raw_exchange(url, f, n, reply, sizeof(reply));
+	n = mk_preface(f, true);
+	f[2] = 9; /* wrong version */
+	raw_exchange(url, f, n, reply, sizeof(reply));
+	n = mk_preface(f, true);
+	f[3] = 200; /* unknown type */
+	raw_exchange(url, f, n, reply, sizeof(reply));
+	/* A pre-auth frame announcing more than 16 KiB is refused before
+	 * anything is buffered. */
+	tsm__fhdr h = {.version = 1, .type = TSM_F_PREFACE, .body_len = 1u << 20};
+	tsm__fhdr_encode(&h, f);
+	raw_exchange(url, f, TSM_WIRE_HDR_LEN, reply, sizeof(reply));
+	ck_assert_uint_ge(stat(c, "err.protocol"), 4);
+	ck_assert_uint_eq(stat(c, "session.established"), 0);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(data_before_handshake_is_out_of_state)
+{
+	char url[128];
+	uint8_t f[256], reply[4096];
+	tsm_ctx *c = listening(url, sizeof(url));
+	uint8_t rec[TSM_REC_HDR_LEN] = {0};
+	size_t n = mk_frame(f, TSM_F_DATA, rec, sizeof(rec));
+	raw_exchange(url, f, n, reply, sizeof(reply));
+	ck_assert_uint_ge(stat(c, "err.out_of_state"), 1);
+	ck_assert_uint_eq(stat(c, "session.established"), 0);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(secure_peer_gets_reject_with_reason)
+{
+	char url[128];
+	uint8_t f[256], reply[4096];
+	tsm_ctx *c = listening(url, sizeof(url));
+	size_t n = mk_preface(f, false);
+	size_t r = raw_exchange(url, f, n, reply, sizeof(reply));
+	/* Reply: the server's PREFACE, then REJECT(INSECURE_MISMATCH). */
+	tsm__fhdr h;
+	ck_assert_int_eq(tsm__fhdr_decode(reply, r, 1 << 20, &h), TSM_OK);
+	ck_assert_int_eq(h.type, TSM_F_PREFACE);
+	size_t off = TSM_WIRE_HDR_LEN + h.body_len;
+	ck_assert_int_eq(tsm__fhdr_decode(reply + off, r - off, 1 << 20, &h), TSM_OK);
+	ck_assert_int_eq(h.type, TSM_F_REJECT);
+	tsm__reason why;
+	ck_assert_int_eq(tsm__reason_decode(reply + off + TSM_WIRE_HDR_LEN, h.body_len,
+	                                    &why), TSM_OK);
+	ck_assert_int_eq(why.code, TSM_ERR_INSECURE_MISMATCH);
+	ck_assert_uint_eq(stat(c, "err.insecure_mismatch"), 1);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(silent_peer_times_out)
+{
+	char url[128];
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.handshake_timeout = 200 * TSM_MSEC;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(c, "tcp://127.0.0.1:0", url, sizeof(url)), TSM_OK);
+	int fd = raw_connect(url);
+	uint8_t reply[4096];
+	raw_read_all(fd, reply, sizeof(reply)); /* ends when the server closes */
+	close(fd);
+	ck_assert_uint_eq(stat(c, "err.handshake_timeout"), 1);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(refusals_at_open)
+{
+	tsm_ctx_params p;
+	tsm_ctx *c = (tsm_ctx *)1;
+	tsm_ctx_params_init(&p);
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_ERR_NO_CREDENTIALS);
+	ck_assert_ptr_null(c);
+	ck_assert_ptr_nonnull(strstr(tsm_err_detail(), "insecure"));
+	p.insecure = 1;
+	p.listen[0] = "bogus://x";
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_ERR_BAD_URL);
+	c = open_ctx("t");
+	tsm_pub *pub;
+	ck_assert_int_eq(tsm_pub_open(&pub, c, "a//b", NULL), TSM_ERR_BAD_TOPIC);
+	ck_assert_int_eq(tsm_pub_open(&pub, c, "a/*", NULL), TSM_ERR_BAD_TOPIC);
+	tsm_sub *sub;
+	ck_assert_int_eq(tsm_sub_open(&sub, c, "a/**/b", NULL), TSM_ERR_BAD_PATTERN);
+	ck_assert_uint_eq(stat(c, "ctx.insecure"), 1);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+/* Two contexts joined over inproc with a subscriber on b. */
+struct pair {
+	tsm_ctx *a, *b;
+	tsm_pub *pub;
+	tsm_sub *sub;
+};
+
+static void pair_open(struct pair *pr, const char *name, const tsm_qos *sq)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "inproc://%s", name);
+	pr->a = open_ctx("a");
+	pr->b = open_ctx("b");
+	ck_assert_int_eq(tsm_ctx_listen(pr->a, url, NULL, 0), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_dial(pr->b, url), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&pr->sub, pr->b, "t/**", sq), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pr->pub, pr->a, "t/x", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pr->pub, 1, 5 * TSM_SEC), TSM_OK);
+}
+
+static void pair_close(struct pair *pr)
+{
+	tsm_pub_close(pr->pub);
+	tsm_sub_close(pr->sub);
+	tsm_ctx_close(pr->b);
+	tsm_ctx_close(pr->a);
+}
+
+START_TEST(lane_order_and_priority)
+{
+	struct pair pr;
+	pair_open(&pr, "order", NULL);
+	enum { N = 4000 };
+	for (uint32_t i = 0; i < N; i++) {
+		tsm_pub_opts o;
+		tsm_pub_opts_init(&o);
+		o.flags = TSM_OPT_PRIORITY;
+		o.priority = (uint8_t)(i % 8);
+		ck_assert_int_eq(tsm_publish(pr.pub, &i, sizeof(i), &o), TSM_OK);
+	}
+	uint32_t last[8];
+	memset(last, 0xff, sizeof(last));
+	for (int k = 0; k < N; k++) {
+		tsm_msg *m;
+		ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 5 * TSM_SEC), TSM_OK);
+		uint32_t v;
+		memcpy(&v, tsm_msg_data(m), 4);
+		uint8_t pr8 = tsm_msg_priority(m);
+		ck_assert_uint_eq(pr8, v % 8);
+		ck_assert(last[pr8] == UINT32_MAX || v > last[pr8]);
+		last[pr8] = v;
+		ck_assert_str_eq(tsm_msg_topic(m), "t/x");
+		tsm_msg_free(m);
+	}
+	pair_close(&pr);
+}
+END_TEST
+
+START_TEST(large_message_fragments_intact)
+{
+	struct pair pr;
+	pair_open(&pr, "big", NULL);
+	size_t n = 3 * 1024 * 1024 + 17;
+	uint8_t *b = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 2654435761u >> 13);
+	ck_assert_int_eq(tsm_publish(pr.pub, b, n, NULL), TSM_OK);
+	uint32_t small = 42;
+	ck_assert_int_eq(tsm_publish(pr.pub, &small, 4, NULL), TSM_OK);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 10 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), n);
+	ck_assert(memcmp(tsm_msg_data(m), b, n) == 0);
+	tsm_msg_free(m);
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 10 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 4);
+	tsm_msg_free(m);
+	ck_assert_uint_ge(stat(pr.a, "tx.frames"), n / 65536);
+	free(b);
+	pair_close(&pr);
+}
+END_TEST
+
+/* Publishes 1..n locally to a subscriber with the given policy. */
+static tsm_sub *local_sub(tsm_ctx *c, tsm_backpressure bp, uint32_t depth)
+{
+	tsm_qos q;
+	tsm_sub *s;
+	tsm_qos_init(&q);
+	q.backpressure = bp;
+	q.queue_depth = depth;
+	q.reliability = TSM_BEST_EFFORT;
+	ck_assert_int_eq(tsm_sub_open(&s, c, "p/**", &q), TSM_OK);
+	return s;
+}
+
+static uint32_t recv_u32(tsm_sub *s)
+{
+	tsm_msg *m;
+	uint32_t v;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, TSM_SEC), TSM_OK);
+	memcpy(&v, tsm_msg_data(m), 4);
+	tsm_msg_free(m);
+	return v;
+}
+
+START_TEST(drop_policies)
+{
+	tsm_ctx *c = open_ctx("local");
+	tsm_sub *newest = local_sub(c, TSM_BP_DROP_NEWEST, 3);
+	tsm_sub *oldest = local_sub(c, TSM_BP_DROP_OLDEST, 3);
+	tsm_sub *latest = local_sub(c, TSM_BP_LATEST_ONLY, 3);
+	tsm_pub *p;
+	ck_assert_int_eq(tsm_pub_open(&p, c, "p/q", NULL), TSM_OK);
+	for (uint32_t i = 1; i <= 5; i++)
+		ck_assert_int_eq(tsm_publish(p, &i, 4, NULL), TSM_OK);
+	ck_assert_uint_eq(recv_u32(newest), 1);
+	ck_assert_uint_eq(recv_u32(newest), 2);
+	ck_assert_uint_eq(recv_u32(newest), 3);
+	ck_assert_uint_eq(recv_u32(oldest), 3);
+	ck_assert_uint_eq(recv_u32(oldest), 4);
+	ck_assert_uint_eq(recv_u32(oldest), 5);
+	ck_assert_uint_eq(recv_u32(latest), 5);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(latest, &m, 0), TSM_ETIMEDOUT);
+	/* newest dropped 2, oldest evicted 2, latest evicted 1+1+2 = 4 */
+	ck_assert_uint_eq(stat(c, "drop.queue_full"), 2 + 2 + 4);
+	tsm_ctx_close(c); /* closes the handles left open */
+}
+END_TEST
+
+START_TEST(expired_in_queue_never_returned)
+{
+	tsm_ctx *c = open_ctx("dl");
+	tsm_sub *s;
+	tsm_pub *p;
+	ck_assert_int_eq(tsm_sub_open(&s, c, "d", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&p, c, "d", NULL), TSM_OK);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_BUDGET;
+	o.budget = 20 * TSM_MSEC;
+	uint32_t v = 1;
+	ck_assert_int_eq(tsm_publish(p, &v, 4, &o), TSM_OK);
+	v = 2;
+	ck_assert_int_eq(tsm_publish(p, &v, 4, NULL), TSM_OK);
+	usleep(50 * 1000); /* the first one's deadline passes in the queue */
+	ck_assert_uint_eq(recv_u32(s), 2);
+	ck_assert_uint_eq(stat(c, "drop.deadline_expired"), 1);
+	o.flags = TSM_OPT_DEADLINE;
+	o.deadline = tsm_now() - 1;
+	ck_assert_int_eq(tsm_publish(p, &v, 4, &o), TSM_ERR_DEADLINE_EXPIRED);
+	o.flags = TSM_OPT_PRIORITY;
+	o.priority = 8;
+	ck_assert_int_eq(tsm_publish(p, &v, 4, &o), TSM_ERR_BAD_PRIORITY);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+static void cb_count(void *arg, tsm_msg *m)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+	tsm_msg_free(m);
+}
+
+START_TEST(callback_delivery)
+{
+	struct pair pr;
+	static atomic_int got;
+	pair_open(&pr, "cb", NULL);
+	ck_assert_int_eq(tsm_sub_set_callback(pr.sub, cb_count, &got), TSM_OK);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 0), TSM_ESTATE);
+	for (uint32_t i = 0; i < 1000; i++)
+		ck_assert_int_eq(tsm_publish(pr.pub, &i, 4, NULL), TSM_OK);
+	for (int i = 0; i < 500 && atomic_load(&got) < 1000; i++)
+		usleep(10000);
+	ck_assert_int_eq(atomic_load(&got), 1000);
+	pair_close(&pr);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("session");
+	TCase *w = tcase_create("wire-peer");
+	tcase_set_timeout(w, 30);
+	tcase_add_test(w, garbage_closes_and_listener_keeps_serving);
+	tcase_add_test(w, bad_headers_refused);
+	tcase_add_test(w, data_before_handshake_is_out_of_state);
+	tcase_add_test(w, secure_peer_gets_reject_with_reason);
+	tcase_add_test(w, silent_peer_times_out);
+	tcase_add_test(w, refusals_at_open);
+	suite_add_tcase(s, w);
+	TCase *d = tcase_create("delivery");
+	tcase_set_timeout(d, 30);
+	tcase_add_test(d, lane_order_and_priority);
+	tcase_add_test(d, large_message_fragments_intact);
+	tcase_add_test(d, drop_policies);
+	tcase_add_test(d, expired_in_queue_never_returned);
+	tcase_add_test(d, callback_delivery);
+	suite_add_tcase(s, d);
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	int nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
