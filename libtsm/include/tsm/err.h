@@ -36,7 +36,7 @@ typedef enum tsm_err {
 	TSM_ESTATE = 11,     /* call not allowed in the handle's state */
 	TSM_EINTERNAL = 12,  /* a libtsm bug: please report */
 
-	/* Wire and protocol reasons (docs/wire.md §9). */
+	/* Wire and protocol reasons (docs/wire.md §11). */
 	TSM_ERR_TRUNCATED = TSM__R(1, TSM_EPROTO),
 	TSM_ERR_BAD_MAGIC = TSM__R(2, TSM_EPROTO),
 	TSM_ERR_BAD_VERSION = TSM__R(3, TSM_EPROTO),

@@ -158,18 +158,23 @@ static tsm_err pub_check(const tsm_pub *p, const tsm_pub_opts *o, size_t len,
 	return TSM_OK;
 }
 
+/* §9: the user map travels inside the wire map; encoding it is also
+ * the last check (depth and size grow by one level there). */
+static tsm_err pub_meta(const tsm_pub_opts *o, uint8_t *out, size_t cap,
+                        size_t *len)
+{
+	*len = 0;
+	if (!o || !o->meta_len)
+		return TSM_OK;
+	tsm__meta md = {.user = o->meta, .user_len = o->meta_len,
+	                .has_ts = true, .ts = tsm__now()};
+	return tsm__meta_encode(&md, out, cap, len);
+}
+
 /* One allocation: the omsg, its wire metadata, then the payload. */
 static tsm__omsg *pub_omsg(tsm_pub *p, const void *buf, size_t len,
-                           const tsm_pub_opts *o)
+                           const uint8_t *meta, size_t mlen)
 {
-	uint8_t meta[TSM_META_MAX + 64];
-	size_t mlen = 0;
-	if (o && o->meta_len) {
-		tsm__meta md = {.user = o->meta, .user_len = o->meta_len,
-		                .has_ts = true, .ts = tsm__now()};
-		if (tsm__meta_encode(&md, meta, sizeof(meta), &mlen) != TSM_OK)
-			return NULL;
-	}
 	tsm__buf *b = tsm__buf_new(sizeof(tsm__omsg) + mlen + len);
 	if (!b)
 		return NULL;
@@ -277,13 +282,16 @@ static tsm_err pub_enqueue(tsm_pub *p, tsm__omsg *m)
 TSM_API tsm_err tsm_publish(tsm_pub *p, const void *buf, size_t len,
                             tsm_pub_opts *o)
 {
-	uint8_t prio = 0;
+	uint8_t prio = 0, meta[TSM_META_MAX];
+	size_t mlen = 0;
 	tsm_time dl = TSM_NEVER, now = tsm__now();
 	if (!p || (!buf && len))
 		return tsm__err_set(TSM_EINVAL, "tsm_publish: NULL argument");
 	tsm_err e = pub_check(p, o, len, &prio);
 	if (!e)
 		e = pub_deadline(p, o, now, &dl);
+	if (!e)
+		e = pub_meta(o, meta, sizeof(meta), &mlen);
 	if (e)
 		return e;
 	if (dl <= now) {
@@ -292,7 +300,7 @@ TSM_API tsm_err tsm_publish(tsm_pub *p, const void *buf, size_t len,
 	}
 	if (atomic_load(&p->ctx->stopping))
 		return tsm__err_set(TSM_ECLOSED, "tsm_publish: context is closing");
-	tsm__omsg *m = pub_omsg(p, buf, len, o);
+	tsm__omsg *m = pub_omsg(p, buf, len, meta, mlen);
 	if (!m)
 		return tsm__err_set(TSM_ENOMEM, "tsm_publish: %zu bytes", len);
 	m->id = atomic_fetch_add(&p->ctx->next_msg_id, 1) + 1;

@@ -384,6 +384,8 @@ void tsm__session_rx_data(tsm__session *s, const tsm__fhdr *h,
 		               "expected %llu", h->lane, (unsigned long long)h->seq,
 		               (unsigned long long)l->rx_seq));
 	l->rx_seq++;
+	if (h->body_len == 0)
+		return rx_fail(s, tsm__err_set(TSM_ERR_BAD_LENGTH, "empty DATA frame"));
 	tsm__rcur c;
 	tsm__rcur_init(&c, body, h->body_len);
 	tsm_time now = tsm__now();

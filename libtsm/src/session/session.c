@@ -126,8 +126,10 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 {
 	tsm__preface p;
 	tsm_err e = tsm__preface_decode(b, n, &p);
-	if (e)
-		return tsm__session_close(s, e);
+	if (e) {
+		tsm__stat_add(&s->ctx->stats, ST_SESS_PROTO_ERR, 1);
+		return sess_reject(s, e, "malformed PREFACE");
+	}
 	if (p.min_version > TSM_WIRE_VERSION || p.max_version < TSM_WIRE_VERSION)
 		return sess_reject(s, TSM_ERR_BAD_VERSION, "no common wire version");
 	bool peer_insecure = p.flags & TSM_PREFACE_INSECURE;
