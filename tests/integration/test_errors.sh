@@ -3,7 +3,7 @@
 # what to do; a subscriber that gets nothing exits 1. These are the paths a
 # user meets first, so their wording is part of the contract.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_engine
 

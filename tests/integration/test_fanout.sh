@@ -2,7 +2,7 @@
 # (a) One publisher, two subscribers as separate processes: both receive
 # every message, intact, once, in order per lane.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_engine
 

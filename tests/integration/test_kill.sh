@@ -3,7 +3,7 @@
 # disturb the other one (it still gets everything) nor the publisher (it
 # finishes and flushes in time).
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_engine
 

@@ -3,7 +3,7 @@
 # complete and, within each lane, in publication order. Lanes may overtake
 # each other (strict priority), which is why order is checked per lane.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_engine
 

@@ -2,7 +2,7 @@
 # (d) One 16 MiB message (the default size limit, inclusive) arrives whole
 # and intact: fragmentation and reassembly keep every byte.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_engine
 

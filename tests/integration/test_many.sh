@@ -2,7 +2,7 @@
 # (c) 100 000 small messages as fast as the publisher can go: none lost,
 # none duplicated, none corrupted (reliable is the default QoS).
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_engine
 
