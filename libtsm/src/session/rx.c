@@ -75,6 +75,21 @@ void tsm__session_rx_arm(tsm__session *s)
 	                     s->rxb->cap - s->rx_len);
 }
 
+/* Frames of a lane arrive in order on a stream: any gap or repeat is an
+ * attack or a bug (docs/wire.md §2). Non-DATA frames use lane 0. */
+static bool rx_seq_ok(tsm__session *s, const tsm__fhdr *h)
+{
+	tsm__lane *l = &s->lanes[h->type == TSM_F_DATA ? h->lane : 0];
+	if (h->seq == l->rx_seq) {
+		l->rx_seq++;
+		return true;
+	}
+	rx_fail(s, tsm__err_set(TSM_ERR_BAD_FIELD, "lane %u: seq %llu, expected %llu",
+	                        h->lane, (unsigned long long)h->seq,
+	                        (unsigned long long)l->rx_seq));
+	return false;
+}
+
 static void rx_parse(tsm__session *s)
 {
 	while (s->state != SS_CLOSED && s->npend == 0 && !s->close_after_tx) {
@@ -91,6 +106,8 @@ static void rx_parse(tsm__session *s)
 		const uint8_t *body = s->rxb->data + s->rx_off + TSM_WIRE_HDR_LEN;
 		s->rx_off += TSM_WIRE_HDR_LEN + h.body_len;
 		tsm__stat_add(&s->ctx->stats, ST_RX_FRAMES, 1);
+		if (tsm__frame_sequenced(h.type) && !rx_seq_ok(s, &h))
+			return;
 		if (!tsm__session_on_frame(s, &h, body))
 			return;
 	}
@@ -378,12 +395,6 @@ static tsm_err rx_record(tsm__session *s, const tsm__fhdr *h, const tsm__rec *r,
 void tsm__session_rx_data(tsm__session *s, const tsm__fhdr *h,
                           const uint8_t *body)
 {
-	tsm__lane *l = &s->lanes[h->lane];
-	if (h->seq != l->rx_seq)
-		return rx_fail(s, tsm__err_set(TSM_ERR_BAD_FIELD, "lane %u: seq %llu, "
-		               "expected %llu", h->lane, (unsigned long long)h->seq,
-		               (unsigned long long)l->rx_seq));
-	l->rx_seq++;
 	if (h->body_len == 0)
 		return rx_fail(s, tsm__err_set(TSM_ERR_BAD_LENGTH, "empty DATA frame"));
 	tsm__rcur c;

@@ -33,12 +33,23 @@ typedef struct tsm__lane {
 	bool rs_discard;          /* expired/dropped: skip remaining fragments */
 } tsm__lane;
 
-/* A control frame waiting to be sent (already encoded). */
+/* A non-DATA frame waiting to be sent: its header (sequence number, and
+ * later its seal) is made only when it is framed into a send, so that
+ * sequence numbers follow wire order (docs/wire.md §2). */
 typedef struct tsm__ctrlq {
 	struct tsm__ctrlq *next;
+	uint8_t type;
 	size_t len;
-	uint8_t bytes[];
+	uint8_t body[];
 } tsm__ctrlq;
+
+/* tsm__frame_sequenced: frames that carry a lane sequence number (all but
+ * the cleartext handshake frames); non-DATA ones use lane 0. */
+static inline bool tsm__frame_sequenced(uint8_t type)
+{
+	return type != TSM_F_PREFACE && type != TSM_F_HS && type != TSM_F_REJECT &&
+	       type != TSM_F_RETRY;
+}
 
 /* Remote topic table entry (peer's topic id -> name and local route). */
 typedef struct tsm__rtopic {
@@ -99,7 +110,6 @@ struct tsm__session {
 	uint8_t *scratch;         /* headers and inlined payloads */
 	tsm__omsg **inflight;     /* messages referenced by the in-flight send */
 	uint32_t ninflight, capinflight;
-	tsm__ctrlq *ctrl_inflight;
 
 	struct tsm__session *next;
 };

@@ -105,15 +105,13 @@ void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
 tsm_err tsm__session_send_frame(tsm__session *s, uint8_t type,
                                 const uint8_t *body, size_t len)
 {
-	tsm__ctrlq *q = malloc(sizeof(*q) + TSM_WIRE_HDR_LEN + len);
+	tsm__ctrlq *q = malloc(sizeof(*q) + len);
 	if (!q)
 		return tsm__err_set(TSM_ENOMEM, "control frame");
-	tsm__fhdr h = {.version = TSM_WIRE_VERSION, .type = type,
-	               .session_id = s->session_id, .body_len = (uint32_t)len};
-	tsm__fhdr_encode(&h, q->bytes);
+	q->type = type;
+	q->len = len;
 	if (len)
-		memcpy(q->bytes + TSM_WIRE_HDR_LEN, body, len);
-	q->len = TSM_WIRE_HDR_LEN + len;
+		memcpy(q->body, body, len);
 	q->next = NULL;
 	*s->ctrl_tail = q;
 	s->ctrl_tail = &q->next;
@@ -296,21 +294,33 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 	return true;
 }
 
+/* Frames one queued control frame into scratch; false if it must wait. */
+static bool tx_ctrl_one(struct txb *b, const tsm__ctrlq *q)
+{
+	tsm__session *s = b->s;
+	if (b->sc + TSM_WIRE_HDR_LEN + q->len > TSM_TX_SCRATCH ||
+	    s->conn.iovcnt > TSM_IO_MAX_IOV - 4)
+		return false;
+	uint8_t *p = s->scratch + b->sc;
+	tsm__fhdr h = {.version = TSM_WIRE_VERSION, .type = q->type,
+	               .session_id = s->session_id, .body_len = (uint32_t)q->len};
+	if (tsm__frame_sequenced(q->type))
+		h.seq = s->lanes[0].tx_seq++;
+	tsm__fhdr_encode(&h, p);
+	memcpy(p + TSM_WIRE_HDR_LEN, q->body, q->len);
+	b->sc += TSM_WIRE_HDR_LEN + q->len;
+	return tx_iov(b, p, TSM_WIRE_HDR_LEN + q->len);
+}
+
 static void tx_ctrl(struct txb *b)
 {
 	tsm__session *s = b->s;
-	tsm__ctrlq **tail = &s->ctrl_inflight;
-	while (*tail)
-		tail = &(*tail)->next;
-	while (s->ctrl_head && s->conn.iovcnt < TSM_IO_MAX_IOV - 4) {
+	while (s->ctrl_head && tx_ctrl_one(b, s->ctrl_head)) {
 		tsm__ctrlq *q = s->ctrl_head;
 		s->ctrl_head = q->next;
 		if (!s->ctrl_head)
 			s->ctrl_tail = &s->ctrl_head;
-		q->next = NULL;
-		tx_iov(b, q->bytes, q->len);
-		*tail = q;
-		tail = &q->next;
+		free(q);
 	}
 }
 
@@ -352,11 +362,6 @@ void tsm__session_tx_release(tsm__session *s)
 	for (uint32_t i = 0; i < s->ninflight; i++)
 		tsm__omsg_unref(s->inflight[i]);
 	s->ninflight = 0;
-	while (s->ctrl_inflight) {
-		tsm__ctrlq *q = s->ctrl_inflight;
-		s->ctrl_inflight = q->next;
-		free(q);
-	}
 }
 
 /* Drops the first n bytes of the iovecs after a partial send. */
