@@ -174,7 +174,7 @@ START_TEST(secure_peer_gets_reject_with_reason)
 	ck_assert_int_eq(tsm__reason_decode(reply + off + TSM_WIRE_HDR_LEN, h.body_len,
 	                                    &why), TSM_OK);
 	ck_assert_int_eq(why.code, TSM_ERR_INSECURE_MISMATCH);
-	ck_assert_uint_eq(stat(c, "err.insecure_mismatch"), 1);
+	ck_assert_uint_eq(stat(c, "reason.insecure_mismatch"), 1);
 	tsm_ctx_close(c);
 }
 END_TEST
@@ -194,7 +194,7 @@ START_TEST(silent_peer_times_out)
 	uint8_t reply[4096];
 	raw_read_all(fd, reply, sizeof(reply)); /* ends when the server closes */
 	close(fd);
-	ck_assert_uint_eq(stat(c, "err.handshake_timeout"), 1);
+	ck_assert_uint_eq(stat(c, "reason.handshake_timeout"), 1);
 	tsm_ctx_close(c);
 }
 END_TEST

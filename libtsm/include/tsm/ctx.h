@@ -45,6 +45,24 @@ typedef enum tsm_progress_mode {
 #define TSM_MAX_URLS 16
 
 /*
+ * tsm_event: an audit event: a refusal, a security failure, a lost peer.
+ * Every field is valid only during the callback.
+ */
+typedef struct tsm_event {
+	uint32_t size;        /* sizeof(tsm_event) */
+	tsm_err reason;       /* the reason code (TSM_ERR_AUTHZ_DENIED, ...) */
+	const char *peer;     /* peer identity, or its address; "" if unknown */
+	const char *topic;    /* topic concerned, or NULL */
+	const char *detail;   /* one human-readable sentence */
+} tsm_event;
+
+/*
+ * tsm_event_fn is called once per event, from a libtsm thread (often the
+ * progress thread): it must be quick and must not call back into libtsm.
+ */
+typedef void (*tsm_event_fn)(void *arg, const tsm_event *ev);
+
+/*
  * tsm_ctx_params: how to open a context. Initialise with
  * tsm_ctx_params_init() and then set fields; the size field lets later
  * versions of libtsm add fields without breaking callers built against an
@@ -75,6 +93,8 @@ typedef struct tsm_ctx_params {
 	tsm_log_fn log;             /* NULL = stderr for WARN and ERROR */
 	void *log_arg;
 	tsm_log_level log_level;    /* default TSM_LOG_WARN */
+	tsm_event_fn on_event;      /* audit events; NULL = none */
+	void *event_arg;
 
 	/* Limits (0 = default). */
 	uint32_t publish_queue;     /* messages between publishers and the

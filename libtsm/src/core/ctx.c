@@ -101,11 +101,18 @@ static tsm_err ctx_engine(tsm_ctx *ctx)
 	return tsm__io_epoll_ops.init(&ctx->io, &tsm__loop_cbs, ctx->busy);
 }
 
+static void ctx_drain(tsm_ctx *ctx);
+static void ctx_teardown_io(tsm_ctx *ctx);
+
+/* Drain and teardown run here too, not on the closing thread: io_uring
+ * cancels a thread's pending operations when that thread exits. */
 static void *ctx_main(void *arg)
 {
 	tsm_ctx *ctx = arg;
 	while (!atomic_load(&ctx->stopping))
 		tsm__loop_iterate(ctx, TSM_NEVER);
+	ctx_drain(ctx);
+	ctx_teardown_io(ctx);
 	return NULL;
 }
 
@@ -214,8 +221,10 @@ TSM_API tsm_err tsm_ctx_listen(tsm_ctx *ctx, const char *url, char *bound,
 	tsm_err e = tsm__url_parse(url, &c.url);
 	if (e)
 		return e;
-	if ((e = tsm__ctx_cmd_wait(ctx, &c)) != TSM_OK)
-		return tsm__err_set(e, "listen %s: %s", url, tsm_err_detail());
+	if ((e = tsm__ctx_cmd_wait(ctx, &c)) != TSM_OK) {
+		/* The detail was set on the progress thread: carry it over. */
+		return tsm__err_set(e, "listen %s: %s", url, c.bound);
+	}
 	if (bound && bound_len)
 		snprintf(bound, bound_len, "%s", c.bound);
 	tsm__log(ctx, TSM_LOG_INFO, "listening on %s", c.bound);
@@ -350,9 +359,6 @@ TSM_API void tsm_ctx_close(tsm_ctx *ctx)
 	atomic_store(&ctx->stopping, true);
 	ctx->io_ops->wake(ctx->io);
 	pthread_join(ctx->thread, NULL);
-	/* The progress thread has exited: this thread now owns its state. */
-	ctx_drain(ctx);
-	ctx_teardown_io(ctx);
 	tsm__sub_dlv_stop(ctx);
 	ctx_free(ctx);
 }

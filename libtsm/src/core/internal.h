@@ -220,6 +220,8 @@ struct tsm_ctx {
 	tsm_time next_tick;
 
 	tsm__stats stats;
+	tsm_time audit_last[24];   /* per reason: last log line (audit.c) */
+	uint32_t audit_suppressed[24];
 };
 
 /* Progress-thread entry points used by session and transport code. */

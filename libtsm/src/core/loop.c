@@ -461,6 +461,8 @@ static void loop_cmd(tsm_ctx *ctx, tsm__cmd *c)
 	switch (c->kind) {
 	case CMD_LISTEN:
 		c->result = loop_listen(ctx, c);
+		if (c->result)
+			snprintf(c->bound, sizeof(c->bound), "%s", tsm_err_detail());
 		break;
 	case CMD_DIAL:
 		c->result = loop_add_dialer(ctx, c);

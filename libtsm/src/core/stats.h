@@ -42,9 +42,26 @@
 	X(ST_DROP_CLOSED, "drop.closed")                                    \
 	X(ST_ERR_PROTO, "err.protocol")                                     \
 	X(ST_ERR_OUT_OF_STATE, "err.out_of_state")                          \
-	X(ST_ERR_INSECURE_MISMATCH, "err.insecure_mismatch")                \
-	X(ST_ERR_HANDSHAKE_TIMEOUT, "err.handshake_timeout")                \
-	X(ST_ERR_PEER_LOST, "err.peer_lost")
+	X(ST_R_NO_PEER_CERT, "reason.no_peer_cert")                         \
+	X(ST_R_UNKNOWN_CA, "reason.unknown_ca")                             \
+	X(ST_R_CERT_EXPIRED, "reason.cert_expired")                         \
+	X(ST_R_CERT_NOT_YET_VALID, "reason.cert_not_yet_valid")             \
+	X(ST_R_CERT_REVOKED, "reason.cert_revoked")                         \
+	X(ST_R_CRL_UNAVAILABLE, "reason.crl_unavailable")                   \
+	X(ST_R_SPIFFE_MALFORMED, "reason.spiffe_malformed")                 \
+	X(ST_R_PEER_ID_MISMATCH, "reason.peer_id_mismatch")                 \
+	X(ST_R_TLS_VERSION, "reason.tls_version")                           \
+	X(ST_R_ALPN_MISMATCH, "reason.alpn_mismatch")                       \
+	X(ST_R_AUTHZ_DENIED, "reason.authz_denied")                         \
+	X(ST_R_PREAUTH_LIMIT, "reason.preauth_limit")                       \
+	X(ST_R_HANDSHAKE_TIMEOUT, "reason.handshake_timeout")               \
+	X(ST_R_AEAD_FAIL, "reason.aead_fail")                               \
+	X(ST_R_REPLAY, "reason.replay")                                     \
+	X(ST_R_MSG_TOO_LARGE, "reason.msg_too_large")                       \
+	X(ST_R_PRIORITY_CAP, "reason.priority_cap")                         \
+	X(ST_R_INSECURE_MISMATCH, "reason.insecure_mismatch")               \
+	X(ST_R_PEER_LOST, "reason.peer_lost")                               \
+	X(ST_R_OTHER, "reason.other")
 
 enum tsm__stat {
 #define X(e, n) e,

@@ -121,7 +121,7 @@ void tsm__session_on_recv(tsm__session *s, long n, tsm_err err)
 	if (n <= 0) {
 		tsm__log(s->ctx, n == 0 ? TSM_LOG_INFO : TSM_LOG_WARN,
 		         "session %s (%s): connection %s", s->peer_addr, s->peer_name,
-		         n == 0 ? "closed by peer" : tsm_err_name(err));
+		         n == 0 ? "closed by peer" : tsm_err_detail());
 		return tsm__session_close(s, TSM_ERR_PEER_LOST);
 	}
 	s->last_rx = tsm__now();

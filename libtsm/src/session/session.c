@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/audit.h"
 #include "pubsub/topic.h"
 #include "session/session.h"
 #include "wire/cursor.h"
@@ -134,7 +135,8 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 		return sess_reject(s, TSM_ERR_BAD_VERSION, "no common wire version");
 	bool peer_insecure = p.flags & TSM_PREFACE_INSECURE;
 	if (peer_insecure != s->ctx->insecure) {
-		tsm__stat_add(&s->ctx->stats, ST_ERR_INSECURE_MISMATCH, 1);
+		tsm__audit(s->ctx, TSM_ERR_INSECURE_MISMATCH, s->peer_addr, NULL,
+		           "peer is %s", peer_insecure ? "insecure" : "secure");
 		return sess_reject(s, TSM_ERR_INSECURE_MISMATCH,
 		                   peer_insecure ? "peer is insecure, we are not"
 		                                 : "we are insecure, peer is not");
@@ -321,9 +323,9 @@ static void sess_keepalive(tsm__session *s, tsm_time now)
 {
 	tsm_duration to = s->ctx->p.session_timeout;
 	if (now - s->last_rx >= to) {
-		tsm__log(s->ctx, TSM_LOG_WARN, "session %s (%s): peer silent for %lld ms",
-		         s->peer_addr, s->peer_name, (long long)(to / TSM_MSEC));
-		tsm__stat_add(&s->ctx->stats, ST_ERR_PEER_LOST, 1);
+		tsm__audit(s->ctx, TSM_ERR_PEER_LOST, s->peer_addr, NULL,
+		           "peer %s silent for %lld ms", s->peer_name,
+		           (long long)(to / TSM_MSEC));
 		tsm__session_close(s, TSM_ERR_PEER_LOST);
 		return;
 	}
@@ -348,10 +350,9 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 		return now + s->ctx->p.session_timeout / (2 * TSM_KEEPALIVE_DIV);
 	}
 	if (tsm__fsm_waits(s->state) && now >= s->state_deadline) {
-		tsm__log(s->ctx, TSM_LOG_WARN, "session %s: timed out in state %s",
-		         s->peer_addr, tsm__sstate_name(s->state));
+		tsm__audit(s->ctx, TSM_ERR_HANDSHAKE_TIMEOUT, s->peer_addr, NULL,
+		           "timed out in state %s", tsm__sstate_name(s->state));
 		tsm__stat_add(&s->ctx->stats, ST_SESS_TIMEOUT, 1);
-		tsm__stat_add(&s->ctx->stats, ST_ERR_HANDSHAKE_TIMEOUT, 1);
 		tsm__session_close(s, TSM_ERR_HANDSHAKE_TIMEOUT);
 		return TSM_NEVER;
 	}
