@@ -48,7 +48,12 @@ struct bench_shared {
 	_Atomic int64_t t_start;   /* sender's clock before its first message */
 	_Atomic int64_t t_end;     /* receiver's clock after its last message */
 	_Atomic uint64_t received; /* messages the receiver parsed */
-	_Atomic int failed;        /* 1 when the child saw an error */
+	/*
+	 * The sender stopped early (time budget) after sent messages: the
+	 * receiver is done once it has that many, not the count it was told.
+	 */
+	_Atomic uint64_t sent;
+	_Atomic int stop;          /* set after sent */
 };
 
 /* bench_shared_map returns a zeroed shared block, or NULL (errno set). */

@@ -16,6 +16,8 @@
 #                      with meson if it does not exist yet)
 #   BENCH_QUICK=1      same as --quick: a tenth of the iterations
 #   BENCH_TIMEOUT      seconds per run before it counts as hung (120)
+#   BENCH_MAX_SECS     libtsm runs stop early after this many seconds and
+#                      report what they measured, marked capped (20)
 #   BENCH_RT_SIZES     round-trip sizes in bytes ("64 1024 65536 1048576")
 #   BENCH_STREAM_SIZES stream sizes in bytes ("64 65536")
 #   TSM_BENCH_ARGS     extra tsm_bench arguments (--recv-spin, --secure ...)
@@ -27,6 +29,7 @@ build_dir=${BUILD_DIR:-$root/build}
 quick=${BENCH_QUICK:-0}
 floor_only=0
 case_timeout=${BENCH_TIMEOUT:-120}
+max_secs=${BENCH_MAX_SECS:-20}
 rt_sizes=${BENCH_RT_SIZES:-64 1024 65536 1048576}
 stream_sizes=${BENCH_STREAM_SIZES:-64 65536}
 read -r -a tsm_extra <<<"${TSM_BENCH_ARGS:-}"
@@ -144,7 +147,7 @@ run_tsm() {
 		echo "run.sh: not run (tsm_bench did not build): $*" >&2
 		return 1
 	fi
-	run_one tsm "$tsm_bin" "$@" "${tsm_extra[@]}"
+	run_one tsm "$tsm_bin" "$@" --max-secs "$max_secs" "${tsm_extra[@]}"
 }
 
 # target NAME SIZE: "id op limit" for the scenario, or nothing.
@@ -211,12 +214,14 @@ rt_case() {
 		p999=$(field "$tsm" p999_us) max=$(field "$tsm" max_us)
 		eng=$(engine "$tsm")
 		ratio=$(calc "$p50 / $(field "$raw" p50_us)")
+		[ "$(field "$tsm" capped)" = 1 ] && eng="$eng, capped"
 	fi
 	tgt=$(target "$name" "$size")
 	echo "bench: name=$name size=$size p50_us=$p50 p99_us=$p99" \
 		"floor_p50_us=$(field "$raw" p50_us) ratio=$ratio" \
 		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
 		"p999_us=$p999 max_us=$max floor_p99_us=$(field "$raw" p99_us)" \
+		"samples=$(field_or "$tsm" iters) capped=$(field_or "$tsm" capped)" \
 		"transport=$(field_or "$tsm" transport) secure=$(field_or "$tsm" secure)" \
 		"status=$status"
 	local got="$p50 / $p99 / $p999 / $max"
@@ -243,12 +248,14 @@ stream_case() {
 		mps=$(field "$tsm" msgs_per_s) mbps=$(field "$tsm" mb_per_s)
 		eng=$(engine "$tsm")
 		ratio=$(calc "$mps / $(field "$raw" msgs_per_s)")
+		[ "$(field "$tsm" capped)" = 1 ] && eng="$eng, capped"
 	fi
 	tgt=$(target stream "$size")
 	echo "bench: name=stream size=$size msgs_per_s=$mps mb_per_s=$mbps" \
 		"floor_msgs_per_s=$(field "$raw" msgs_per_s) ratio=$ratio" \
 		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
 		"floor_mb_per_s=$(field "$raw" mb_per_s) count=$count" \
+		"received=$(field_or "$tsm" received) capped=$(field_or "$tsm" capped)" \
 		"transport=$(field_or "$tsm" transport) secure=$(field_or "$tsm" secure)" \
 		"status=$status"
 	local got="$mps msg/s, $mbps MB/s"

@@ -16,6 +16,11 @@
  *           sequence number, and takes the time of the last one; any
  *           loss or reordering fails the run.
  *
+ * --max-secs bounds a run's time: A stops early, tells B through shared
+ * memory how many messages it sent, and reports what it measured; this
+ * keeps bench/run.sh within its time even when a mode is pathologically
+ * slow, while still checking that every message sent arrived.
+ *
  * Both sides wait for the session (tsm_ctx_wait_peers) and for the remote
  * subscription (tsm_pub_wait_subscribers) before anything is measured.
  * Contexts are insecure unless --secure is given with credentials.
@@ -38,6 +43,8 @@
 #define TB_URL_MAX 256
 #define TB_SETUP_TIMEOUT (10 * TSM_SEC) /* session and subscription */
 #define TB_RECV_TIMEOUT (10 * TSM_SEC)  /* a message this late is lost */
+#define TB_RECV_SLICE (50 * TSM_MSEC)   /* how often B looks for A's stop */
+#define TB_MIN_SAMPLES 100 /* a time budget still leaves this many */
 #define TB_FLUSH_TIMEOUT (60 * TSM_SEC)
 #define TB_MAX_QUEUE_FULL 10 /* consecutive block_timeouts before giving up */
 
@@ -48,6 +55,7 @@ struct tb_opts {
 	int pin;
 	int stats;       /* print every counter at the end */
 	int port;        /* 0: let the kernel choose */
+	double max_secs; /* time budget of a run, 0 = none */
 	size_t size;
 	uint64_t iters, warmup, count;
 	int secure;
@@ -119,32 +127,64 @@ static tsm_err tb_open_a(tsm_ctx **ctx, const struct tb_opts *o, char *url)
 	return e;
 }
 
-/*
- * Receive one message. recv_spin polls so the application thread spins as
- * the raw busy floor's receiver does; otherwise libtsm decides how to wait.
- */
-static tsm_err tb_recv(tsm_sub *sub, tsm_msg **m, const struct tb_opts *o)
+/* 1 when A has stopped early and B has the have messages A sent. */
+static int tb_stopped(struct bench_shared *sh, uint64_t have)
 {
-	int64_t until;
+	return sh && atomic_load(&sh->stop) && have >= atomic_load(&sh->sent);
+}
+
+/*
+ * Receive one message, waiting at most TB_RECV_TIMEOUT. recv_spin polls
+ * so the application thread spins as the raw busy floor's receiver does;
+ * otherwise libtsm decides how to wait. B (sh not NULL) wakes every slice
+ * to see whether A stopped early; *done then says there is no more.
+ */
+static tsm_err tb_recv(tsm_sub *sub, tsm_msg **m, const struct tb_opts *o,
+                       struct bench_shared *sh, uint64_t have, int *done)
+{
+	int64_t until = bench_now_ns() + TB_RECV_TIMEOUT;
+	tsm_duration slice = o->recv_spin ? 0 : sh ? TB_RECV_SLICE
+	                                            : TB_RECV_TIMEOUT;
 	tsm_err e;
 
-	if (!o->recv_spin)
-		return tsm_sub_recv(sub, m, TB_RECV_TIMEOUT);
-	until = bench_now_ns() + TB_RECV_TIMEOUT;
+	*done = 0;
 	do {
-		e = tsm_sub_recv(sub, m, 0);
-	} while (tsm_err_class(e) == TSM_ETIMEDOUT && bench_now_ns() < until);
+		e = tsm_sub_recv(sub, m, slice);
+		if (tsm_err_class(e) != TSM_ETIMEDOUT)
+			return e;
+		*done = tb_stopped(sh, have);
+	} while (!*done && bench_now_ns() < until);
 	return e;
+}
+
+/*
+ * 1 once share of the time budget has passed since t0 and n (what was
+ * measured so far) is at least TB_MIN_SAMPLES.
+ */
+static int tb_over_budget(const struct tb_opts *o, double share, int64_t t0,
+                          uint64_t n)
+{
+	return o->max_secs > 0 && n >= TB_MIN_SAMPLES &&
+	       (double)(bench_now_ns() - t0) / 1e9 > o->max_secs * share;
+}
+
+/* A: tell B how many messages it will get. */
+static void tb_announce_end(struct bench_shared *sh, uint64_t sent)
+{
+	atomic_store(&sh->sent, sent);
+	atomic_store(&sh->stop, 1);
 }
 
 /* ---- rt ---- */
 
-/* B: echo warm-up + iters messages from ping to pong. */
-static int rt_echo(tsm_ctx *ctx, const struct tb_opts *o)
+/* B: echo warm-up + iters messages (or as many as A sent) to pong. */
+static int rt_echo(tsm_ctx *ctx, const struct tb_opts *o,
+                   struct bench_shared *sh)
 {
 	tsm_pub *pub = NULL;
 	tsm_sub *sub = NULL;
 	uint64_t total = o->warmup + o->iters, i = 0;
+	int done = 0;
 	tsm_err e;
 
 	/* Know A's pong subscription before A can see ours and start. */
@@ -157,8 +197,9 @@ static int rt_echo(tsm_ctx *ctx, const struct tb_opts *o)
 	for (; i < total; i++) {
 		tsm_msg *m;
 
-		if ((e = tb_recv(sub, &m, o))) {
-			tb_fail("B", "recv ping", e);
+		if ((e = tb_recv(sub, &m, o, sh, i, &done))) {
+			if (!done)
+				tb_fail("B", "recv ping", e);
 			break;
 		}
 		e = tsm_publish(pub, tsm_msg_data(m), tsm_msg_size(m), NULL);
@@ -169,12 +210,12 @@ static int rt_echo(tsm_ctx *ctx, const struct tb_opts *o)
 		}
 	}
 out:
-	if (i < total)
+	if (i < total && !done)
 		fprintf(stderr, "tsm_bench B: echoed %llu of %llu\n",
 		        (unsigned long long)i, (unsigned long long)total);
 	tsm_sub_close(sub);
 	tsm_pub_close(pub);
-	return i == total ? 0 : -1;
+	return i == total || done ? 0 : -1;
 }
 
 /* A: one round trip; returns 0 or -1 after saying why. */
@@ -184,12 +225,13 @@ static int rt_once(tsm_pub *pub, tsm_sub *sub, const void *buf,
 	tsm_msg *m;
 	tsm_err e;
 	size_t got;
+	int done;
 
 	if ((e = tsm_publish(pub, buf, o->size, NULL))) {
 		tb_fail("A", "publish ping", e);
 		return -1;
 	}
-	if ((e = tb_recv(sub, &m, o))) {
+	if ((e = tb_recv(sub, &m, o, NULL, 0, &done))) {
 		fprintf(stderr, "tsm_bench A: round trip %llu: no pong\n",
 		        (unsigned long long)i);
 		tb_fail("A", "recv pong", e);
@@ -206,20 +248,23 @@ static int rt_once(tsm_pub *pub, tsm_sub *sub, const void *buf,
 }
 
 static void rt_report(tsm_ctx *ctx, const struct tb_opts *o,
-                      int64_t *samples)
+                      int64_t *samples, uint64_t n)
 {
-	struct bench_lat l = bench_lat_compute(samples, o->iters);
+	struct bench_lat l = bench_lat_compute(samples, n);
 
 	printf("tsm: case=rt mode=%s transport=%s secure=%d size=%zu "
-	       "iters=%llu p50_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.2f\n",
-	       o->busy ? "busy" : "blocking", tsm_ctx_transport(ctx),
-	       o->secure, o->size, (unsigned long long)o->iters, l.p50, l.p99,
-	       l.p999, l.max);
+	       "iters=%llu capped=%d p50_us=%.2f p99_us=%.2f p999_us=%.2f "
+	       "max_us=%.2f\n", o->busy ? "busy" : "blocking",
+	       tsm_ctx_transport(ctx), o->secure, o->size,
+	       (unsigned long long)n, n < o->iters, l.p50, l.p99, l.p999,
+	       l.max);
 }
 
-static int rt_ping(tsm_ctx *ctx, const struct tb_opts *o)
+static int rt_ping(tsm_ctx *ctx, const struct tb_opts *o,
+                   struct bench_shared *sh)
 {
-	uint64_t total = o->warmup + o->iters;
+	uint64_t warm = o->warmup, i = 0;
+	int64_t start;
 	int64_t *samples = calloc(o->iters, sizeof(int64_t));
 	char *buf = calloc(1, o->size);
 	tsm_pub *pub = NULL;
@@ -235,17 +280,24 @@ static int rt_ping(tsm_ctx *ctx, const struct tb_opts *o)
 		tb_fail("A", "rt setup", e);
 		goto out;
 	}
-	for (uint64_t i = 0; i < total; i++) {
+	start = bench_now_ns();
+	for (; i < warm + o->iters; i++) {
 		int64_t t0 = bench_now_ns();
 
+		/* A slow mode gets a fifth of the budget to warm up. */
+		if (i < warm && tb_over_budget(o, 0.2, start, i))
+			warm = i;
+		if (i >= warm && tb_over_budget(o, 1.0, start, i - warm))
+			break;
 		if (rt_once(pub, sub, buf, o, i) < 0)
 			goto out;
-		if (i >= o->warmup)
-			samples[i - o->warmup] = bench_now_ns() - t0;
+		if (i >= warm)
+			samples[i - warm] = bench_now_ns() - t0;
 	}
-	rt_report(ctx, o, samples);
+	rt_report(ctx, o, samples, i - warm);
 	rc = 0;
 out:
+	tb_announce_end(sh, i);
 	tsm_pub_close(pub);
 	tsm_sub_close(sub);
 	free(buf);
@@ -287,6 +339,8 @@ static int stream_send(tsm_ctx *ctx, const struct tb_opts *o,
 	}
 	atomic_store(&sh->t_start, bench_now_ns());
 	for (; seq < o->count; seq++) {
+		if (tb_over_budget(o, 1.0, sh->t_start, seq))
+			break;
 		bench_put_seq(buf, seq);
 		if ((e = stream_publish(pub, buf, o->size, queue_full))) {
 			fprintf(stderr, "tsm_bench A: message %llu refused\n",
@@ -295,12 +349,14 @@ static int stream_send(tsm_ctx *ctx, const struct tb_opts *o,
 			goto out;
 		}
 	}
+	tb_announce_end(sh, seq);
 	if ((e = tsm_pub_flush(pub, TB_FLUSH_TIMEOUT)))
 		tb_fail("A", "flush", e);
 out:
+	tb_announce_end(sh, seq);
 	tsm_pub_close(pub);
 	free(buf);
-	return seq == o->count && e == TSM_OK ? 0 : -1;
+	return e == TSM_OK ? 0 : -1;
 }
 
 /* B: 0 if m is message number n of the stream, else -1 after saying why. */
@@ -330,17 +386,19 @@ static int stream_recv(tsm_ctx *ctx, const struct tb_opts *o,
 	tsm_sub *sub = NULL;
 	tsm_err e;
 	uint64_t n = 0;
+	int done = 0;
 
 	if ((e = tsm_sub_open(&sub, ctx, "bench/stream", NULL))) {
 		tb_fail("B", "stream setup", e);
 		return -1;
 	}
-	for (; n < o->count; n++) {
+	for (; n < o->count && !tb_stopped(sh, n); n++) {
 		tsm_msg *m;
 		int bad;
 
-		if ((e = tb_recv(sub, &m, o))) {
-			tb_fail("B", "recv", e);
+		if ((e = tb_recv(sub, &m, o, sh, n, &done))) {
+			if (!done)
+				tb_fail("B", "recv", e);
 			break;
 		}
 		bad = stream_check(m, o, n);
@@ -350,11 +408,14 @@ static int stream_recv(tsm_ctx *ctx, const struct tb_opts *o,
 	}
 	atomic_store(&sh->t_end, bench_now_ns());
 	atomic_store(&sh->received, n);
-	if (n < o->count)
+	done = n == o->count || tb_stopped(sh, n);
+	if (!done)
 		fprintf(stderr, "tsm_bench B: received %llu of %llu messages\n",
-		        (unsigned long long)n, (unsigned long long)o->count);
+		        (unsigned long long)n,
+		        (unsigned long long)(atomic_load(&sh->stop)
+		                             ? atomic_load(&sh->sent) : o->count));
 	tsm_sub_close(sub);
-	return n == o->count ? 0 : -1;
+	return done ? 0 : -1;
 }
 
 static void stream_report(tsm_ctx *ctx, const struct tb_opts *o,
@@ -362,14 +423,15 @@ static void stream_report(tsm_ctx *ctx, const struct tb_opts *o,
 {
 	double secs = (double)(atomic_load(&sh->t_end) -
 	                       atomic_load(&sh->t_start)) / 1e9;
-	double mps = (double)o->count / secs;
+	uint64_t got = atomic_load(&sh->received);
+	double mps = (double)got / secs;
 
 	printf("tsm: case=stream mode=%s transport=%s secure=%d size=%zu "
-	       "count=%llu received=%llu queue_full=%llu secs=%.3f "
+	       "count=%llu received=%llu capped=%d queue_full=%llu secs=%.3f "
 	       "msgs_per_s=%.0f mb_per_s=%.1f\n",
 	       o->busy ? "busy" : "blocking", tsm_ctx_transport(ctx),
 	       o->secure, o->size, (unsigned long long)o->count,
-	       (unsigned long long)atomic_load(&sh->received),
+	       (unsigned long long)got, got < o->count,
 	       (unsigned long long)queue_full, secs, mps,
 	       mps * (double)o->size / 1e6);
 }
@@ -400,7 +462,7 @@ static int tb_child(int rfd, const struct tb_opts *o,
 	if ((e = tsm_ctx_wait_peers(ctx, 1, TB_SETUP_TIMEOUT)))
 		tb_fail("B", "wait for A", e);
 	else
-		rc = o->stream ? stream_recv(ctx, o, sh) : rt_echo(ctx, o);
+		rc = o->stream ? stream_recv(ctx, o, sh) : rt_echo(ctx, o, sh);
 	if (rc < 0 || o->stats)
 		tb_dump_stats(ctx, "B", o->stats);
 	tsm_ctx_close(ctx);
@@ -425,8 +487,10 @@ static int tb_parent(int wfd, pid_t child, const struct tb_opts *o,
 		tb_fail("A", "wait for B", e);
 	} else {
 		rc = o->stream ? stream_send(ctx, o, sh, &queue_full)
-		               : rt_ping(ctx, o);
+		               : rt_ping(ctx, o, sh);
 	}
+	if (rc < 0)
+		tb_announce_end(sh, 0); /* B stops waiting for what never comes */
 	close(wfd); /* B, still waiting for a URL, sees EOF */
 	/* Keep the context open until B has everything it needs. */
 	if (bench_wait_child(child, "tsm_bench B") < 0)
@@ -447,7 +511,8 @@ static void tb_usage(void)
 	        "usage: tsm_bench rt [--busy] [--size B] [--iters N] "
 	        "[--warmup N]\n"
 	        "       tsm_bench stream [--size B] [--count N]\n"
-	        "common: [--recv-spin] [--no-pin] [--stats] [--port P]\n"
+	        "common: [--max-secs S] [--recv-spin] [--no-pin] [--stats]\n"
+	        "        [--port P]\n"
 	        "        [--secure --cert F --key F --trust F [--policy F]\n"
 	        "         [--cert-b F --key-b F]]\n"
 	        "sizes take K/KiB/M/MiB suffixes; stream needs size >= 8.\n"
@@ -458,6 +523,7 @@ static void tb_usage(void)
 static int tb_parse_opt(int c, struct tb_opts *o)
 {
 	uint64_t v;
+	char *end;
 
 	switch (c) {
 	case 'b': o->busy = 1; return 0;
@@ -474,6 +540,9 @@ static int tb_parse_opt(int c, struct tb_opts *o)
 			return -1;
 		o->port = (int)v;
 		return 0;
+	case 'M':
+		o->max_secs = strtod(optarg, &end);
+		return *end || o->max_secs < 0 ? -1 : 0;
 	case 'C': o->cert = optarg; return 0;
 	case 'K': o->key = optarg; return 0;
 	case 'T': o->trust = optarg; return 0;
@@ -497,6 +566,7 @@ static int tb_parse(int argc, char **argv, struct tb_opts *o)
 		{"warmup", required_argument, NULL, 'w'},
 		{"count", required_argument, NULL, 'c'},
 		{"port", required_argument, NULL, 'p'},
+		{"max-secs", required_argument, NULL, 'M'},
 		{"cert", required_argument, NULL, 'C'},
 		{"key", required_argument, NULL, 'K'},
 		{"trust", required_argument, NULL, 'T'},
