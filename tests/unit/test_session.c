@@ -199,6 +199,37 @@ START_TEST(silent_peer_times_out)
 }
 END_TEST
 
+START_TEST(preauth_budget_holds)
+{
+	char url[128];
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.preauth_per_source = 2;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(c, "tcp://127.0.0.1:0", url, sizeof(url)), TSM_OK);
+	int silent[2] = {raw_connect(url), raw_connect(url)};
+	usleep(100 * 1000); /* both accepted and pending */
+	int third = raw_connect(url);
+	uint8_t buf[256];
+	struct pollfd pf = {.fd = third, .events = POLLIN};
+	ck_assert_int_eq(poll(&pf, 1, 3000), 1);
+	ck_assert_int_eq(read(third, buf, sizeof(buf)), 0); /* closed, nothing sent */
+	ck_assert_uint_eq(stat(c, "reason.preauth_limit"), 1);
+	close(third);
+	close(silent[0]);
+	close(silent[1]);
+	usleep(100 * 1000);
+	tsm_ctx *d = open_ctx("good"); /* budget is free again */
+	ck_assert_int_eq(tsm_ctx_dial(d, url), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_wait_peers(d, 1, 5 * TSM_SEC), TSM_OK);
+	tsm_ctx_close(d);
+	tsm_ctx_close(c);
+}
+END_TEST
+
 START_TEST(refusals_at_open)
 {
 	tsm_ctx_params p;
@@ -414,6 +445,7 @@ int main(void)
 	tcase_add_test(w, secure_peer_gets_reject_with_reason);
 	tcase_add_test(w, silent_peer_times_out);
 	tcase_add_test(w, refusals_at_open);
+	tcase_add_test(w, preauth_budget_holds);
 	suite_add_tcase(s, w);
 	TCase *d = tcase_create("delivery");
 	tcase_set_timeout(d, 30);

@@ -108,6 +108,9 @@ typedef struct tsm_ctx_params {
 	                                 before PEER_LOST; default 10 s
 	                                 (keepalive pings at a third) */
 	tsm_duration reconnect_max; /* cap of the dial back-off; default 5 s */
+	uint32_t preauth_max;       /* handshakes pending at once; default 256 */
+	uint32_t preauth_per_source; /* ... from one source address; default 4 */
+	tsm_duration accept_backoff; /* pause after EMFILE; default 100 ms */
 	tsm_duration linger;        /* how long tsm_ctx_close keeps sending
 	                               what is queued; default 1 s */
 } tsm_ctx_params;

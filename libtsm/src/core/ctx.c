@@ -70,6 +70,12 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 		q->session_timeout = 10 * TSM_SEC;
 	if (!q->reconnect_max)
 		q->reconnect_max = 5 * TSM_SEC;
+	if (!q->preauth_max)
+		q->preauth_max = 256;
+	if (!q->preauth_per_source)
+		q->preauth_per_source = 4;
+	if (!q->accept_backoff)
+		q->accept_backoff = 100 * TSM_MSEC;
 	if (!q->linger)
 		q->linger = TSM_SEC;
 	snprintf(ctx->name, sizeof(ctx->name), "%s", p->name ? p->name : "tsm");

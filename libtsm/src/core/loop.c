@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "core/audit.h"
 #include "pubsub/topic.h"
 #include "session/session.h"
 #include "transport/tcp/tcp.h"
@@ -50,20 +51,60 @@ static void loop_add_session(tsm_ctx *ctx, tsm__session *s)
 	ctx->sessions = s;
 }
 
+/* The IP part of a peer address, for the per-source budget. */
+static void loop_source(int fd, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	out[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out,
+		          (socklen_t)cap);
+}
+
+/* security.md "Budgets before authentication": pending handshakes are
+ * capped globally and per source address. */
+static bool loop_preauth_ok(tsm_ctx *ctx, const char *src)
+{
+	unsigned all = 0, mine = 0;
+	for (tsm__session *s = ctx->sessions; s; s = s->next) {
+		if (s->initiator || s->state == SS_CLOSED || tsm__session_up(s))
+			continue;
+		all++;
+		mine += *src && strcmp(s->peer_src, src) == 0;
+	}
+	return all < ctx->p.preauth_max && mine < ctx->p.preauth_per_source;
+}
+
 static void loop_on_accept(tsm__lst *l, int fd, tsm_err err)
 {
 	tsm_ctx *ctx = l->user;
 	tsm__session *s;
+	char src[64];
 	if (err) {
 		tsm__log(ctx, TSM_LOG_WARN, "accept: %s", tsm_err_detail());
+		if (l->paused)
+			l->resume_at = tsm__now() + ctx->p.accept_backoff;
 		return;
 	}
 	tsm__stat_add(&ctx->stats, ST_ACCEPTS, 1);
+	loop_source(fd, src, sizeof(src));
+	if (!loop_preauth_ok(ctx, src)) {
+		tsm__audit(ctx, TSM_ERR_PREAUTH_LIMIT, src, NULL,
+		           "too many pending handshakes; connection refused");
+		close(fd);
+		return;
+	}
 	tsm__tcp_tune(fd);
 	if (tsm__session_new(ctx, fd, false, &s) != TSM_OK) {
 		close(fd);
 		return;
 	}
+	snprintf(s->peer_src, sizeof(s->peer_src), "%s", src);
 	loop_peer_addr(s);
 	loop_add_session(ctx, s);
 	ctx->io_ops->adopt(ctx->io, &s->conn);
@@ -551,6 +592,12 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	for (tsm__session *s = ctx->sessions; s; s = s->next)
 		next = TSM_MIN(next, tsm__session_tick(s, now));
 	loop_dialers(ctx, now);
+	for (tsm__listener *l = ctx->listeners; l; l = l->next) {
+		if (l->lst.paused && now >= l->lst.resume_at)
+			ctx->io_ops->listen(ctx->io, &l->lst);
+		else if (l->lst.paused)
+			next = TSM_MIN(next, l->lst.resume_at);
+	}
 	for (tsm__dialer *d = ctx->dialers; d; d = d->next)
 		if (!d->sess)
 			next = TSM_MIN(next, d->next_try);

@@ -83,6 +83,7 @@ struct tsm__session {
 	uint64_t peer_node_id;
 	char peer_name[65];
 	char peer_addr[128];
+	char peer_src[64];        /* source IP of an accepted peer */
 	struct tsm__dialer *dialer;
 
 	/* rx */

@@ -61,6 +61,8 @@ struct tsm__conn {
 struct tsm__lst {
 	int fd;
 	bool closing;
+	bool paused;               /* out of fds: the context re-arms later */
+	tsm_time resume_at;
 	void *user;                /* the context's listener record */
 	struct tsm__op acc;
 };

@@ -105,6 +105,7 @@ static tsm_err ep_register(tsm__io *io, int fd, struct tsm__op *op, uint32_t evs
 
 static tsm_err ep_listen(tsm__io *io, tsm__lst *l)
 {
+	l->paused = false;
 	l->acc.kind = TSM_OP_ACCEPT;
 	l->acc.owner = l;
 	l->acc.pending = true;
@@ -203,9 +204,16 @@ static void ep_accept(tsm__io *io, tsm__lst *l)
 			io->cbs->on_accept(l, fd, TSM_OK);
 			continue;
 		}
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		int e = errno;
+		if (e == EMFILE || e == ENFILE) {
+			/* Level-triggered readiness would spin: stop watching
+			 * until the context re-arms after a back-off. */
+			epoll_ctl(io->ep, EPOLL_CTL_DEL, l->fd, NULL);
+			l->paused = true;
+		}
+		if (e != EAGAIN && e != EINTR && e != ECONNABORTED)
 			io->cbs->on_accept(l, -1, tsm__err_set(TSM_ETRANSPORT,
-			                   "accept: %s", strerror(errno)));
+			                   "accept: %s", strerror(e)));
 		return;
 	}
 }

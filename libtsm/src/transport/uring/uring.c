@@ -124,6 +124,7 @@ static void ur_arm_accept(tsm__io *io, tsm__lst *l)
 static tsm_err ur_listen(tsm__io *io, tsm__lst *l)
 {
 	l->acc = (struct tsm__op){TSM_OP_ACCEPT, false, l};
+	l->paused = false;
 	ur_arm_accept(io, l);
 	return TSM_OK;
 }
@@ -244,12 +245,15 @@ static void ur_on_accept(tsm__io *io, tsm__lst *l, struct io_uring_cqe *cqe)
 		ur_lst_maybe_closed(io, l);
 		return;
 	}
+	bool out_of_fds = cqe->res == -EMFILE || cqe->res == -ENFILE;
+	if (out_of_fds)
+		l->paused = true; /* re-armed by the context after a back-off */
 	if (cqe->res >= 0)
 		io->cbs->on_accept(l, cqe->res, TSM_OK);
 	else if (cqe->res != -ECANCELED)
 		io->cbs->on_accept(l, -1, ur_errno(-cqe->res));
-	if (!l->acc.pending)
-		ur_arm_accept(io, l); /* EMFILE back-off is the context's job */
+	if (!l->acc.pending && !l->paused)
+		ur_arm_accept(io, l);
 }
 
 static void ur_on_conn(tsm__io *io, struct tsm__op *op, int res)
