@@ -80,6 +80,9 @@ typedef struct tsm_ctx_params {
 	const char *key_file;       /* PEM private key */
 	const char *trust_file;     /* PEM trust bundle */
 	const char *policy_file;    /* ACL policy (docs/security.md) */
+	const char *crl_file;       /* optional CRL (PEM); when given,
+	                               revocation is checked, fail-closed */
+	int crl_soft_fail;          /* 1: a missing/stale CRL does not refuse */
 
 	/*
 	 * insecure: 1 runs without authentication or encryption. It must be
@@ -120,6 +123,28 @@ typedef struct tsm_ctx_params {
  * NULL.
  */
 tsm_err tsm_ctx_params_init(tsm_ctx_params *p);
+
+/*
+ * tsm_ctx_params_size returns sizeof(tsm_ctx_params) of the loaded
+ * library, so that bindings can allocate params without mirroring the
+ * struct (then call tsm_ctx_params_init and tsm_ctx_params_set).
+ */
+size_t tsm_ctx_params_size(void);
+
+/*
+ * tsm_ctx_params_set sets one field by name from a string: "name",
+ * "listen" and "connect" (each call appends a URL), "cert_file",
+ * "key_file", "trust_file", "policy_file", "crl_file", "insecure" (0/1),
+ * "progress" (blocking|busy_poll), "log_level" (error|warn|info|debug),
+ * "publish_queue", "session_queue_bytes", "fragment_size",
+ * "handshake_timeout_ms", "session_timeout_ms", "reconnect_max_ms",
+ * "linger_ms", "preauth_max", "preauth_per_source". value is borrowed
+ * like every string of tsm_ctx_params: it must live until tsm_ctx_open
+ * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value
+ * (the detail says which), TSM_EINVAL for NULL arguments.
+ */
+tsm_err tsm_ctx_params_set(tsm_ctx_params *p, const char *key,
+                           const char *value);
 
 /*
  * tsm_ctx_open creates a node, starts its progress thread, opens its

@@ -62,6 +62,18 @@ typedef struct tsm_qos {
 /* tsm_qos_init fills q with defaults; TSM_EINVAL if q is NULL. */
 tsm_err tsm_qos_init(tsm_qos *q);
 
+/* tsm_qos_size returns sizeof(tsm_qos) of the loaded library. */
+size_t tsm_qos_size(void);
+
+/*
+ * tsm_qos_set sets one field by name from a string: "priority" (0..7),
+ * "deadline_budget_us", "reliability" (reliable|best_effort),
+ * "backpressure" (block|drop_oldest|drop_newest|latest_only),
+ * "block_timeout_ms", "queue_depth", "max_msg_size". Returns
+ * TSM_ERR_BAD_PARAMS for an unknown key or a bad value.
+ */
+tsm_err tsm_qos_set(tsm_qos *q, const char *key, const char *value);
+
 /* Flags for tsm_pub_opts.flags. */
 #define TSM_OPT_PRIORITY 0x1u /* use opts.priority, not the default */
 #define TSM_OPT_DEADLINE 0x2u /* use opts.deadline (absolute) */

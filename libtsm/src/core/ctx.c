@@ -35,7 +35,8 @@ static tsm_err ctx_check_params(const tsm_ctx_params *p)
 	if (!p || p->size != sizeof(*p))
 		return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_ctx_open: params not "
 		                    "initialised with tsm_ctx_params_init");
-	bool creds = p->cert_file || p->key_file || p->trust_file || p->policy_file;
+	bool creds = p->cert_file || p->key_file || p->trust_file || p->policy_file ||
+	             p->crl_file;
 	if (!p->insecure && !creds)
 		return tsm__err_set(TSM_ERR_NO_CREDENTIALS, "tsm_ctx_open: no cert_file, "
 		                    "key_file, trust_file or policy_file given; set them, "
@@ -54,7 +55,7 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 	memset(ctx->p.listen, 0, sizeof(ctx->p.listen));
 	memset(ctx->p.connect, 0, sizeof(ctx->p.connect));
 	ctx->p.name = ctx->p.cert_file = ctx->p.key_file = NULL;
-	ctx->p.trust_file = ctx->p.policy_file = NULL;
+	ctx->p.trust_file = ctx->p.policy_file = ctx->p.crl_file = NULL;
 	tsm_ctx_params *q = &ctx->p;
 	if (!q->publish_queue)
 		q->publish_queue = 65536;

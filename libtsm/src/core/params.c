@@ -1,0 +1,196 @@
+/*
+ * core/params.c - setting tsm_ctx_params and tsm_qos fields by name, so
+ * that bindings (Python ctypes) need not mirror structs that grow.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+static tsm_err parse_u64(const char *key, const char *v, uint64_t max,
+                         uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (!*v || *end || errno || v[0] == '-' || x > max)
+		return tsm__err_set(TSM_ERR_BAD_PARAMS, "%s: '%s' is not a number in "
+		                    "0..%llu", key, v, (unsigned long long)max);
+	*out = x;
+	return TSM_OK;
+}
+
+/* name=value tables for enumerations */
+struct kv {
+	const char *name;
+	int value;
+};
+
+static tsm_err parse_enum(const char *key, const char *v, const struct kv *t,
+                          int *out)
+{
+	for (; t->name; t++) {
+		if (strcmp(t->name, v) == 0) {
+			*out = t->value;
+			return TSM_OK;
+		}
+	}
+	return tsm__err_set(TSM_ERR_BAD_PARAMS, "%s: unknown value '%s'", key, v);
+}
+
+static tsm_err append_url(const char **list, const char *key, const char *v)
+{
+	for (int i = 0; i < TSM_MAX_URLS - 1; i++) {
+		if (!list[i]) {
+			list[i] = v;
+			return TSM_OK;
+		}
+	}
+	return tsm__err_set(TSM_ERR_BAD_PARAMS, "%s: at most %d URLs", key,
+	                    TSM_MAX_URLS - 1);
+}
+
+static tsm_err set_ms(tsm_duration *d, const char *key, const char *v)
+{
+	uint64_t x;
+	tsm_err e = parse_u64(key, v, 86400000ull, &x);
+	if (!e)
+		*d = (tsm_duration)x * TSM_MSEC;
+	return e;
+}
+
+static tsm_err set_u32(uint32_t *d, const char *key, const char *v)
+{
+	uint64_t x;
+	tsm_err e = parse_u64(key, v, UINT32_MAX, &x);
+	if (!e)
+		*d = (uint32_t)x;
+	return e;
+}
+
+static const struct kv progress_kv[] = {
+	{"blocking", TSM_PROGRESS_BLOCKING}, {"busy_poll", TSM_PROGRESS_BUSY_POLL},
+	{NULL, 0}};
+static const struct kv level_kv[] = {
+	{"error", TSM_LOG_ERROR}, {"warn", TSM_LOG_WARN}, {"info", TSM_LOG_INFO},
+	{"debug", TSM_LOG_DEBUG}, {NULL, 0}};
+static const struct kv bool_kv[] = {{"0", 0}, {"1", 1}, {NULL, 0}};
+
+static tsm_err params_str(tsm_ctx_params *p, const char *k, const char *v,
+                          bool *found)
+{
+	const char **slot = NULL;
+	*found = true;
+	if (strcmp(k, "listen") == 0)
+		return append_url(p->listen, k, v);
+	if (strcmp(k, "connect") == 0)
+		return append_url(p->connect, k, v);
+	if (strcmp(k, "name") == 0)
+		slot = &p->name;
+	else if (strcmp(k, "cert_file") == 0)
+		slot = &p->cert_file;
+	else if (strcmp(k, "key_file") == 0)
+		slot = &p->key_file;
+	else if (strcmp(k, "trust_file") == 0)
+		slot = &p->trust_file;
+	else if (strcmp(k, "policy_file") == 0)
+		slot = &p->policy_file;
+	else if (strcmp(k, "crl_file") == 0)
+		slot = &p->crl_file;
+	*found = slot != NULL;
+	if (slot)
+		*slot = v;
+	return TSM_OK;
+}
+
+static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
+{
+	int x = 0;
+	tsm_err e;
+	if (strcmp(k, "insecure") == 0)
+		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->insecure = x, TSM_OK);
+	if (strcmp(k, "crl_soft_fail") == 0)
+		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->crl_soft_fail = x, TSM_OK);
+	if (strcmp(k, "progress") == 0)
+		return (e = parse_enum(k, v, progress_kv, &x)) ? e
+		       : (p->progress = (tsm_progress_mode)x, TSM_OK);
+	if (strcmp(k, "log_level") == 0)
+		return (e = parse_enum(k, v, level_kv, &x)) ? e
+		       : (p->log_level = (tsm_log_level)x, TSM_OK);
+	if (strcmp(k, "session_queue_bytes") == 0)
+		return parse_u64(k, v, UINT64_MAX, &p->session_queue_bytes);
+	static const struct { const char *k; size_t off; } u32s[] = {
+		{"publish_queue", offsetof(tsm_ctx_params, publish_queue)},
+		{"fragment_size", offsetof(tsm_ctx_params, fragment_size)},
+		{"preauth_max", offsetof(tsm_ctx_params, preauth_max)},
+		{"preauth_per_source", offsetof(tsm_ctx_params, preauth_per_source)}};
+	for (size_t i = 0; i < TSM_ARRAY_LEN(u32s); i++)
+		if (strcmp(k, u32s[i].k) == 0)
+			return set_u32((uint32_t *)((char *)p + u32s[i].off), k, v);
+	static const struct { const char *k; size_t off; } durs[] = {
+		{"handshake_timeout_ms", offsetof(tsm_ctx_params, handshake_timeout)},
+		{"session_timeout_ms", offsetof(tsm_ctx_params, session_timeout)},
+		{"reconnect_max_ms", offsetof(tsm_ctx_params, reconnect_max)},
+		{"linger_ms", offsetof(tsm_ctx_params, linger)}};
+	for (size_t i = 0; i < TSM_ARRAY_LEN(durs); i++)
+		if (strcmp(k, durs[i].k) == 0)
+			return set_ms((tsm_duration *)((char *)p + durs[i].off), k, v);
+	return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_ctx_params_set: unknown key "
+	                    "'%s'", k);
+}
+
+TSM_API size_t tsm_ctx_params_size(void)
+{
+	return sizeof(tsm_ctx_params);
+}
+
+TSM_API tsm_err tsm_ctx_params_set(tsm_ctx_params *p, const char *key,
+                                   const char *value)
+{
+	bool found;
+	if (!p || !key || !value)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_params_set: NULL argument");
+	tsm_err e = params_str(p, key, value, &found);
+	return found ? e : params_num(p, key, value);
+}
+
+static const struct kv rel_kv[] = {
+	{"reliable", TSM_RELIABLE}, {"best_effort", TSM_BEST_EFFORT}, {NULL, 0}};
+static const struct kv bp_kv[] = {
+	{"block", TSM_BP_BLOCK}, {"drop_oldest", TSM_BP_DROP_OLDEST},
+	{"drop_newest", TSM_BP_DROP_NEWEST}, {"latest_only", TSM_BP_LATEST_ONLY},
+	{NULL, 0}};
+
+TSM_API size_t tsm_qos_size(void)
+{
+	return sizeof(tsm_qos);
+}
+
+TSM_API tsm_err tsm_qos_set(tsm_qos *q, const char *k, const char *v)
+{
+	uint64_t x;
+	int en = 0;
+	tsm_err e;
+	if (!q || !k || !v)
+		return tsm__err_set(TSM_EINVAL, "tsm_qos_set: NULL argument");
+	if (strcmp(k, "priority") == 0)
+		return (e = parse_u64(k, v, TSM_PRIO_MAX, &x)) ? e
+		       : (q->priority = (uint8_t)x, TSM_OK);
+	if (strcmp(k, "deadline_budget_us") == 0)
+		return (e = parse_u64(k, v, INT64_MAX / TSM_USEC, &x)) ? e
+		       : (q->deadline_budget = (tsm_duration)x * TSM_USEC, TSM_OK);
+	if (strcmp(k, "reliability") == 0)
+		return (e = parse_enum(k, v, rel_kv, &en)) ? e
+		       : (q->reliability = (tsm_reliability)en, TSM_OK);
+	if (strcmp(k, "backpressure") == 0)
+		return (e = parse_enum(k, v, bp_kv, &en)) ? e
+		       : (q->backpressure = (tsm_backpressure)en, TSM_OK);
+	if (strcmp(k, "block_timeout_ms") == 0)
+		return set_ms(&q->block_timeout, k, v);
+	if (strcmp(k, "queue_depth") == 0)
+		return set_u32(&q->queue_depth, k, v);
+	if (strcmp(k, "max_msg_size") == 0)
+		return parse_u64(k, v, UINT64_MAX, &q->max_msg_size);
+	return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_qos_set: unknown key '%s'", k);
+}
