@@ -14,10 +14,12 @@
 # environment:
 #   BUILD_DIR          build directory (default: <repo>/build; configured
 #                      with meson if it does not exist yet)
-#   BENCH_QUICK=1      same as --quick: a tenth of the iterations
+#   BENCH_QUICK=1      same as --quick: a tenth of the iterations and a
+#                      5 s budget per libtsm run
 #   BENCH_TIMEOUT      seconds per run before it counts as hung (120)
 #   BENCH_MAX_SECS     libtsm runs stop early after this many seconds and
-#                      report what they measured, marked capped (20)
+#                      report what they measured, marked capped (20;
+#                      5 with --quick)
 #   BENCH_RT_SIZES     round-trip sizes in bytes ("64 1024 65536 1048576")
 #   BENCH_STREAM_SIZES stream sizes in bytes ("64 65536")
 #   TSM_BENCH_ARGS     extra tsm_bench arguments (--recv-spin, --secure ...)
@@ -29,7 +31,6 @@ build_dir=${BUILD_DIR:-$root/build}
 quick=${BENCH_QUICK:-0}
 floor_only=0
 case_timeout=${BENCH_TIMEOUT:-120}
-max_secs=${BENCH_MAX_SECS:-20}
 rt_sizes=${BENCH_RT_SIZES:-64 1024 65536 1048576}
 stream_sizes=${BENCH_STREAM_SIZES:-64 65536}
 read -r -a tsm_extra <<<"${TSM_BENCH_ARGS:-}"
@@ -53,6 +54,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ ${#names[@]} -eq 0 ] && names=(rt rt-busy stream)
+if [ "$quick" = 1 ]; then
+	max_secs=${BENCH_MAX_SECS:-5}
+else
+	max_secs=${BENCH_MAX_SECS:-20}
+fi
 
 # ---- build ----
 
