@@ -61,7 +61,7 @@ static const char *id_byte_rule(unsigned char ch, bool in_td)
 	case '#': return "fragment not allowed";
 	case '%': return "percent-encoding not allowed";
 	case '*': return in_td ? "wildcard in trust domain"
-	                       : "'*' not a whole segment of a pattern";
+	                       : "'*' (only patterns, only whole segments)";
 	}
 	if (in_td && ch >= 'A' && ch <= 'Z')
 		return "uppercase letter in trust domain";
