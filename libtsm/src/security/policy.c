@@ -555,6 +555,17 @@ static bool pat_overlap(struct pat_cur a, struct pat_cur b)
 	}
 }
 
+/*
+ * b's "**" stands for every run of segments: one or more where nothing
+ * precedes it (a topic is never empty), zero or more elsewhere. The rest
+ * of a (not "**", handled before) covers that only when it is all of a
+ * and a is one '*' segment followed by a "**" segment.
+ */
+static bool pat_covers_rest(const struct pat_cur *a)
+{
+	return a->off == 0 && a->len == 4 && memcmp(a->s, "*/**", 4) == 0;
+}
+
 /* pat_covers: every topic matching b also matches a. */
 static bool pat_covers(struct pat_cur a, struct pat_cur b)
 {
@@ -563,8 +574,8 @@ static bool pat_covers(struct pat_cur a, struct pat_cur b)
 			return true;
 		if (cur_end(&a) || cur_end(&b))
 			return cur_end(&a) && cur_end(&b);
-		if (cur_is(&b, "**")) /* b goes on without bound, a does not */
-			return false;
+		if (cur_is(&b, "**"))
+			return pat_covers_rest(&a);
 		if (!cur_is(&a, "*") && (cur_is(&b, "*") || !cur_same(&a, &b)))
 			return false;
 		cur_step(&a);
@@ -593,4 +604,17 @@ bool tsm__policy_may_subscribe_pattern(const tsm__policy *p,
 		some_allow = some_allow || (r->allow && pat_overlap(rule, want));
 	}
 	return some_allow;
+}
+
+/* security.md "Handshake": VERIFYING needs "the ACL admits it": some allow
+ * rule, of either action, names the identity. Per-topic checks stay
+ * authoritative; this only refuses peers the policy never mentions. */
+bool tsm__policy_admits(const tsm__policy *p, const char *identity)
+{
+	if (!p || !identity)
+		return false;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->rules[i].allow && tsm__id_match(p->rules[i].id, identity))
+			return true;
+	return false;
 }

@@ -85,6 +85,12 @@ tsm_err tsm__policy_load(const char *path, tsm__policy **out);
 /* tsm__policy_free frees p; NULL is a no-op. */
 void tsm__policy_free(tsm__policy *p);
 
+/*
+ * tsm__policy_admits returns true if some allow rule (publish or
+ * subscribe) matches identity: the ACL part of VERIFYING. False for NULL.
+ */
+bool tsm__policy_admits(const tsm__policy *p, const char *identity);
+
 /* tsm__policy_rules returns the number of rules in p (0 for NULL). */
 size_t tsm__policy_rules(const tsm__policy *p);
 
