@@ -16,6 +16,8 @@
 #                      with meson if it does not exist yet)
 #   BENCH_QUICK=1      same as --quick: a tenth of the iterations and a
 #                      5 s budget per libtsm run
+#   BENCH_ROUNDS       floor/libtsm alternations per case (3); results
+#                      are medians over rounds (max: the maximum)
 #   BENCH_TIMEOUT      seconds per run before it counts as hung (120)
 #   BENCH_MAX_SECS     libtsm runs stop early after this many seconds and
 #                      report what they measured, marked capped (20;
@@ -31,10 +33,12 @@ build_dir=${BUILD_DIR:-$root/build}
 quick=${BENCH_QUICK:-0}
 floor_only=0
 case_timeout=${BENCH_TIMEOUT:-120}
+rounds=${BENCH_ROUNDS:-3}
 rt_sizes=${BENCH_RT_SIZES:-64 1024 65536 1048576}
 stream_sizes=${BENCH_STREAM_SIZES:-64 65536}
 read -r -a tsm_extra <<<"${TSM_BENCH_ARGS:-}"
 failed=0
+raw='' tsm='' tsm_rc=0 # set by run_rounds
 table=()
 
 usage() {
@@ -59,6 +63,9 @@ if [ "$quick" = 1 ]; then
 else
 	max_secs=${BENCH_MAX_SECS:-20}
 fi
+case $rounds in
+'' | *[!0-9]* | 0) echo "run.sh: BENCH_ROUNDS must be >= 1" >&2; usage ;;
+esac
 
 # ---- build ----
 
@@ -112,21 +119,23 @@ calc() {
 	awk "BEGIN { printf \"%.2f\", $1 }"
 }
 
-# Round-trip iterations: enough samples for a p99.9, bounded in time.
+# Round-trip iterations per round: in all, enough samples for a p99.9,
+# bounded in time.
 rt_iters() {
 	local n=2000
 	[ "$1" -le 1024 ] && n=50000
 	[ "$1" -gt 1024 ] && [ "$1" -le 65536 ] && n=20000
 	[ "$quick" = 1 ] && n=$((n / 10))
-	echo "$n"
+	echo $(((n + rounds - 1) / rounds))
 }
 
-# Stream length: about 3.2 GB of payload, at most 5 M messages.
+# Stream length per round: in all about 3.2 GB of payload, at most 5 M
+# messages.
 stream_count() {
 	local n=$((3276800000 / $1))
 	[ "$n" -gt 5000000 ] && n=5000000
 	[ "$quick" = 1 ] && n=$((n / 10))
-	echo "$n"
+	echo $(((n + rounds - 1) / rounds))
 }
 
 # run_one TAG CMD...: run with a time limit; print its "TAG:" line.
@@ -153,7 +162,76 @@ run_tsm() {
 		echo "run.sh: not run (tsm_bench did not build): $*" >&2
 		return 1
 	fi
-	run_one tsm "$tsm_bin" "$@" --max-secs "$max_secs" "${tsm_extra[@]}"
+	run_one tsm "$tsm_bin" "$@" --max-secs "$(calc "$max_secs / $rounds")" \
+		"${tsm_extra[@]}"
+}
+
+# combine LINE...: one line out of several rounds' lines of one kind:
+# per key the median, except max_us and capped (the maximum), the counts
+# (the sum), and words such as transport=io_uring (the first).
+combine() {
+	printf '%s\n' "$@" | awk '
+	function median(k,   a, n, i, j, t) {
+		n = split(vals[k], a, " ")
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
+				t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+			}
+		if (n % 2)
+			return a[(n + 1) / 2]
+		return sprintf("%.2f", (a[n / 2] + a[n / 2 + 1]) / 2)
+	}
+	{
+		tag = $1
+		for (i = 2; i <= NF; i++) {
+			eq = index($i, "=")
+			k = substr($i, 1, eq - 1); v = substr($i, eq + 1)
+			if (!(k in vals)) {
+				keys[++nk] = k; vals[k] = v; mx[k] = v; sum[k] = 0
+			} else {
+				vals[k] = vals[k] " " v
+				if (v + 0 > mx[k] + 0) mx[k] = v
+			}
+			sum[k] += v
+		}
+	}
+	END {
+		line = tag
+		for (i = 1; i <= nk; i++) {
+			k = keys[i]
+			if (k ~ /^(iters|count|received|queue_full)$/) v = sum[k]
+			else if (k ~ /^(max_us|capped)$/) v = mx[k]
+			else if (vals[k] ~ /^[0-9. ]+$/) v = median(k)
+			else { split(vals[k], w, " "); v = w[1] }
+			line = line " " k "=" v
+		}
+		print line
+	}'
+}
+
+# run_rounds ARGS...: BENCH_ROUNDS times the floor and then libtsm with
+# ARGS, alternating, so that both see the same moments of a shared VM.
+# Sets raw and tsm to the combined lines, and tsm_rc: 0 (all ran), 1 (a
+# libtsm run failed; no more are tried), 2 (not run). Returns 1 when a
+# floor failed.
+run_rounds() {
+	local r out raws=() tsms=()
+	tsm_rc=0
+	for ((r = 0; r < rounds; r++)); do
+		out=$(run_one raw "$raw_bin" "$@") || return 1
+		raws+=("$out")
+		out=$(run_tsm "$@")
+		tsm_rc=$?
+		case $tsm_rc in
+		0) tsms+=("$out") ;;
+		2) ;;
+		*) break ;;
+		esac
+	done
+	raw=$(combine "${raws[@]}")
+	tsm=''
+	[ "$tsm_rc" = 0 ] && tsm=$(combine "${tsms[@]}")
+	return 0
 }
 
 # target NAME SIZE: "id op limit" for the scenario, or nothing.
@@ -201,20 +279,19 @@ status_of() {
 
 # rt_case NAME SIZE [--busy]
 rt_case() {
-	local name=$1 size=$2 iters warm raw tsm ratio=NA tgt status
+	local name=$1 size=$2 iters warm ratio=NA tgt status
 	local p50=NA p99=NA p999=NA max=NA eng=-
 	shift 2
 	iters=$(rt_iters "$size")
 	warm=$((iters / 10))
 	set -- rt "$@" --size "$size" --iters "$iters" --warmup "$warm"
-	if ! raw=$(run_one raw "$raw_bin" "$@"); then
+	if ! run_rounds "$@"; then
 		failed=1
 		echo "bench: name=$name size=$size status=floor-failed"
 		table+=("| $name | $size | - | not run | failed | NA | - | - |")
 		return
 	fi
-	tsm=$(run_tsm "$@")
-	status_of $?
+	status_of "$tsm_rc"
 	if [ "$status" = ok ]; then
 		p50=$(field "$tsm" p50_us) p99=$(field "$tsm" p99_us)
 		p999=$(field "$tsm" p999_us) max=$(field "$tsm" max_us)
@@ -238,18 +315,17 @@ rt_case() {
 }
 
 stream_case() {
-	local size=$1 count raw tsm ratio=NA tgt status
+	local size=$1 count ratio=NA tgt status
 	local mps=NA mbps=NA eng=-
 	count=$(stream_count "$size")
 	set -- stream --size "$size" --count "$count"
-	if ! raw=$(run_one raw "$raw_bin" "$@"); then
+	if ! run_rounds "$@"; then
 		failed=1
 		echo "bench: name=stream size=$size status=floor-failed"
 		table+=("| stream | $size | - | not run | failed | NA | - | - |")
 		return
 	fi
-	tsm=$(run_tsm "$@")
-	status_of $?
+	status_of "$tsm_rc"
 	if [ "$status" = ok ]; then
 		mps=$(field "$tsm" msgs_per_s) mbps=$(field "$tsm" mb_per_s)
 		eng=$(engine "$tsm")
@@ -260,7 +336,7 @@ stream_case() {
 	echo "bench: name=stream size=$size msgs_per_s=$mps mb_per_s=$mbps" \
 		"floor_msgs_per_s=$(field "$raw" msgs_per_s) ratio=$ratio" \
 		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
-		"floor_mb_per_s=$(field "$raw" mb_per_s) count=$count" \
+		"floor_mb_per_s=$(field "$raw" mb_per_s) count=$((count * rounds))" \
 		"received=$(field_or "$tsm" received) capped=$(field_or "$tsm" capped)" \
 		"transport=$(field_or "$tsm" transport) secure=$(field_or "$tsm" secure)" \
 		"status=$status"
@@ -274,7 +350,7 @@ stream_case() {
 # ---- main ----
 
 echo "# libtsm bench: $(uname -r), $(nproc) CPUs, build $build_dir," \
-	"quick=$quick, TSM_NO_URING=${TSM_NO_URING:-unset}"
+	"quick=$quick, rounds=$rounds, TSM_NO_URING=${TSM_NO_URING:-unset}"
 for name in "${names[@]}"; do
 	case $name in
 	rt) for s in $rt_sizes; do rt_case rt "$s"; done ;;
@@ -285,7 +361,8 @@ done
 
 echo
 echo "Round trips in µs (p50 / p99 / p99.9 / max); streams in messages/s" \
-	"and MB/s. ratio = libtsm / floor (round trips: lower is better;" \
+	"and MB/s; each the median over $rounds alternating rounds (max: the" \
+	"maximum). ratio = libtsm / floor (round trips: lower is better;" \
 	"streams: higher is better)."
 echo
 echo "| case | size (B) | engine | libtsm | raw floor | ratio | target | verdict |"
