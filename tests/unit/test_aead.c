@@ -256,11 +256,16 @@ START_TEST(gather_equals_contiguous)
 	ck_assert_mem_eq(c1, c2, sizeof c1);
 	ck_assert_mem_eq(t1, t2, 16);
 	ck_assert_msg(memcmp(c1, msg, sizeof msg) != 0, "not encrypted");
-	/* in place */
+	/* in place, both ways */
 	CK_ERR(tsm__aead_open(&rx, 7, hdr, 40, c1, sizeof c1, c1, t1), TSM_OK);
 	ck_assert_mem_eq(c1, msg, sizeof msg);
-	ck_assert_uint_eq(tx.frames, 1);
-	ck_assert_uint_eq(tx.bytes, sizeof msg);
+	struct iovec self = iov1(c1, sizeof c1);
+	CK_ERR(tsm__aead_seal(&tx, 8, hdr, 40, &self, 1, c1, t1), TSM_OK);
+	CK_ERR(tsm__aead_seal(&rx, 8, hdr, 40, &whole, 1, c2, t2), TSM_OK);
+	ck_assert_mem_eq(c1, c2, sizeof c1);
+	ck_assert_mem_eq(t1, t2, 16);
+	ck_assert_uint_eq(tx.frames, 2);
+	ck_assert_uint_eq(tx.bytes, 2 * sizeof msg);
 	tsm__aead_fini(&tx);
 	tsm__aead_fini(&rx);
 }
