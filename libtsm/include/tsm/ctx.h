@@ -83,6 +83,10 @@ typedef struct tsm_ctx_params {
 	const char *crl_file;       /* optional CRL (PEM); when given,
 	                               revocation is checked, fail-closed */
 	int crl_soft_fail;          /* 1: a missing/stale CRL does not refuse */
+	int cipher;                 /* 0: AES-256-GCM (default),
+	                               1: ChaCha20-Poly1305 */
+	tsm_duration reload_interval; /* how often credential and policy files
+	                                 are checked for changes; default 1 s */
 
 	/*
 	 * insecure: 1 runs without authentication or encryption. It must be
@@ -134,11 +138,13 @@ size_t tsm_ctx_params_size(void);
 /*
  * tsm_ctx_params_set sets one field by name from a string: "name",
  * "listen" and "connect" (each call appends a URL), "cert_file",
- * "key_file", "trust_file", "policy_file", "crl_file", "insecure" (0/1),
+ * "key_file", "trust_file", "policy_file", "crl_file", "crl_soft_fail"
+ * (0/1), "cipher" (aes-256-gcm|chacha20-poly1305), "insecure" (0/1),
  * "progress" (blocking|busy_poll), "log_level" (error|warn|info|debug),
  * "publish_queue", "session_queue_bytes", "fragment_size",
  * "handshake_timeout_ms", "session_timeout_ms", "reconnect_max_ms",
- * "linger_ms", "preauth_max", "preauth_per_source". value is borrowed
+ * "linger_ms", "reload_interval_ms", "preauth_max", "preauth_per_source".
+ * value is borrowed
  * like every string of tsm_ctx_params: it must live until tsm_ctx_open
  * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value
  * (the detail says which), TSM_EINVAL for NULL arguments.

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "core/cred.h"
 #include "session/session.h"
 #include "transport/tcp/tcp.h"
 
@@ -35,15 +36,21 @@ static tsm_err ctx_check_params(const tsm_ctx_params *p)
 	if (!p || p->size != sizeof(*p))
 		return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_ctx_open: params not "
 		                    "initialised with tsm_ctx_params_init");
-	bool creds = p->cert_file || p->key_file || p->trust_file || p->policy_file ||
-	             p->crl_file;
-	if (!p->insecure && !creds)
-		return tsm__err_set(TSM_ERR_NO_CREDENTIALS, "tsm_ctx_open: no cert_file, "
-		                    "key_file, trust_file or policy_file given; set them, "
-		                    "or set insecure=1 to run without authentication");
-	if (!p->insecure)
-		return tsm__err_set(TSM_ENOTSUP, "tsm_ctx_open: mutual TLS is not built "
-		                    "into this version yet; only insecure=1 works");
+	char missing[96] = "";
+	const struct { const char *v, *name; } need[] = {
+		{p->cert_file, "cert_file"}, {p->key_file, "key_file"},
+		{p->trust_file, "trust_file"}, {p->policy_file, "policy_file"}};
+	for (size_t i = 0; !p->insecure && i < TSM_ARRAY_LEN(need); i++)
+		if (!need[i].v || !*need[i].v)
+			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+			         "%s%s", *missing ? ", " : "", need[i].name);
+	/* No credentials or no policy is a refusal, never "allow all". */
+	if (*missing)
+		return tsm__err_set(TSM_ERR_NO_CREDENTIALS, "tsm_ctx_open: missing %s; "
+		                    "give them, or set insecure=1 to run without "
+		                    "authentication", missing);
+	if (p->cipher != 0 && p->cipher != 1)
+		return tsm__err_set(TSM_ERR_BAD_PARAMS, "cipher must be 0 or 1");
 	if (p->fragment_size && p->fragment_size < 1024)
 		return tsm__err_set(TSM_ERR_BAD_PARAMS, "fragment_size below 1024");
 	return TSM_OK;
@@ -79,6 +86,9 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 		q->accept_backoff = 100 * TSM_MSEC;
 	if (!q->linger)
 		q->linger = TSM_SEC;
+	if (!q->reload_interval)
+		q->reload_interval = TSM_SEC;
+	ctx->aead_alg = p->cipher;
 	snprintf(ctx->name, sizeof(ctx->name), "%s", p->name ? p->name : "tsm");
 	ctx->insecure = p->insecure;
 	ctx->busy = p->progress == TSM_PROGRESS_BUSY_POLL;
@@ -161,10 +171,14 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	if (!ctx)
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open");
 	ctx_defaults(ctx, p);
-	if ((e = ctx_init_sync(ctx)) || (e = ctx_engine(ctx))) {
+	if ((e = ctx_init_sync(ctx)) || (!ctx->insecure && (e = tsm__cred_open(ctx, p))) ||
+	    (e = ctx_engine(ctx))) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", tsm_err_detail());
+		tsm__cred_close(ctx);
 		tsm__mpmc_fini(&ctx->pubq);
 		free(ctx);
-		return e;
+		return tsm__err_set(e, "%s", why);
 	}
 	if (ctx->insecure) {
 		tsm__stat_set(&ctx->stats, ST_INSECURE, 1);
@@ -174,6 +188,7 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	if (pthread_create(&ctx->thread, NULL, ctx_main, ctx) != 0) {
 		ctx->io_ops->fini(ctx->io);
 		tsm__mpmc_fini(&ctx->pubq);
+		tsm__cred_close(ctx);
 		free(ctx);
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open: cannot start thread");
 	}
@@ -347,12 +362,14 @@ static void ctx_free(tsm_ctx *ctx)
 		if (ctx->route_by_id[i]) {
 			tsm__topic_unref(ctx->route_by_id[i]->topic);
 			free(ctx->route_by_id[i]->sess);
+			free(ctx->route_by_id[i]->grants);
 			free(ctx->route_by_id[i]);
 		}
 	}
 	free(ctx->route_by_id);
 	ctx->io_ops->fini(ctx->io);
 	tsm__mpmc_fini(&ctx->pubq);
+	tsm__cred_close(ctx);
 	free(ctx);
 }
 

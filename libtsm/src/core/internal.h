@@ -142,7 +142,9 @@ struct tsm_pub {
 typedef struct tsm__route {
 	tsm__topic *topic;
 	uint32_t npubs;
-	tsm__session **sess;       /* established sessions that want it */
+	tsm__session **sess;       /* established sessions that want it and
+	                              whose peer may subscribe to it */
+	struct tsm__grant *grants; /* each one's grant (caps), same index */
 	uint32_t nsess, capsess;
 } tsm__route;
 
@@ -218,6 +220,17 @@ struct tsm_ctx {
 	tsm__dialer *dialers;
 	tsm__omsg *held;           /* popped but blocked by back-pressure */
 	tsm_time next_tick;
+
+	/* Security (NULL in insecure mode); replaced on reload, on the
+	 * progress thread (rotation.c). */
+	struct tsm__tls_cfg *tls_cfg;
+	struct tsm__policy *policy;
+	int aead_alg;
+	char own_id[2049];
+	char *files[5];            /* cert, key, trust, policy, crl (copies) */
+	struct tsm__filestamp { long long mtime_ns, size, ino; } stamps[5];
+	tsm_time next_reload_check;
+	uint64_t sec_epoch;        /* [P] bumped when policy/credentials change */
 
 	tsm__stats stats;
 	tsm_time audit_last[24];   /* per reason: last log line (audit.c) */

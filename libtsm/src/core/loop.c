@@ -17,7 +17,10 @@
 #include <unistd.h>
 
 #include "core/audit.h"
+#include "core/cred.h"
 #include "pubsub/topic.h"
+#include "security/policy.h"
+#include "session/secure.h"
 #include "session/session.h"
 #include "transport/tcp/tcp.h"
 
@@ -246,22 +249,65 @@ static void loop_reap(tsm_ctx *ctx)
 
 /* --- routes -------------------------------------------------------------- */
 
+/* security.md "Authorisation": a publisher sends a topic only to peers
+ * that may subscribe to it; the peer is not told (denied and "no such
+ * topic" look the same). Insecure contexts grant everything. */
+static bool route_grant(tsm_ctx *ctx, tsm__session *s, const tsm__topic *t,
+                        tsm__grant *g)
+{
+	*g = (tsm__grant){true, 0, UINT64_MAX, TSM_PROT_NONE};
+	if (ctx->insecure)
+		return true;
+	*g = tsm__policy_check(ctx->policy, tsm__sec_peer_id(s), TSM_ACT_SUBSCRIBE,
+	                       t->name);
+	if (!g->allowed)
+		tsm__audit(ctx, TSM_ERR_AUTHZ_DENIED, tsm__sec_peer_id(s), t->name,
+		           "peer may not subscribe: not sent to it");
+	return g->allowed;
+}
+
+static bool route_grow(tsm__route *r)
+{
+	uint32_t n = r->capsess ? r->capsess * 2 : 8;
+	tsm__session **v = realloc(r->sess, n * sizeof(*v));
+	if (v)
+		r->sess = v;
+	tsm__grant *g = v ? realloc(r->grants, n * sizeof(*g)) : NULL;
+	if (g)
+		r->grants = g;
+	if (v && g)
+		r->capsess = n;
+	return v && g;
+}
+
 static void route_compute(tsm_ctx *ctx, tsm__route *r)
 {
 	r->nsess = 0;
 	for (tsm__session *s = ctx->sessions; s; s = s->next) {
-		if (!tsm__session_up(s) || !tsm__session_wants(s, r->topic))
+		tsm__grant g;
+		if (!tsm__session_up(s) || !tsm__session_wants(s, r->topic) ||
+		    !route_grant(ctx, s, r->topic, &g))
 			continue;
-		if (r->nsess == r->capsess) {
-			uint32_t n = r->capsess ? r->capsess * 2 : 8;
-			tsm__session **v = realloc(r->sess, n * sizeof(*v));
-			if (!v)
-				break;
-			r->sess = v;
-			r->capsess = n;
-		}
+		if (r->nsess == r->capsess && !route_grow(r))
+			break;
+		r->grants[r->nsess] = g;
 		r->sess[r->nsess++] = s;
 	}
+}
+
+/* The grant's caps (security.md): priority and size are part of it. */
+static bool route_caps_ok(tsm_ctx *ctx, const tsm__route *r, uint32_t i,
+                          const tsm__omsg *m)
+{
+	const tsm__grant *g = &r->grants[i];
+	tsm_err e = m->prio < g->max_priority ? TSM_ERR_PRIORITY_CAP
+	            : m->len > g->max_bytes   ? TSM_ERR_MSG_TOO_LARGE
+	                                      : TSM_OK;
+	if (e)
+		tsm__audit(ctx, e, tsm__sec_peer_id(r->sess[i]), r->topic->name,
+		           "message %llu (priority %u, %zu bytes) over the grant",
+		           (unsigned long long)m->id, m->prio, m->len);
+	return e == TSM_OK;
 }
 
 static void loop_routes(tsm_ctx *ctx)
@@ -279,6 +325,23 @@ static void loop_routes(tsm_ctx *ctx)
 	}
 	pthread_cond_broadcast(&ctx->cv);
 	pthread_mutex_unlock(&ctx->mu);
+}
+
+/* Credentials or policy were reloaded: re-judge every live session now
+ * (security.md: a policy change takes effect within one second). */
+void tsm__ctx_security_changed(tsm_ctx *ctx);
+void tsm__ctx_security_changed(tsm_ctx *ctx)
+{
+	ctx->sec_epoch++;
+	tsm__ctx_routes_dirty(ctx);
+	for (tsm__session *s = ctx->sessions; s; s = s->next) {
+		if (!tsm__session_up(s) || tsm__policy_admits(ctx->policy,
+		                                              tsm__sec_peer_id(s)))
+			continue;
+		tsm__audit(ctx, TSM_ERR_AUTHZ_DENIED, tsm__sec_peer_id(s), NULL,
+		           "no longer admitted by the reloaded policy");
+		tsm__session_reject(s, TSM_ERR_AUTHZ_DENIED, "policy changed");
+	}
 }
 
 void tsm__ctx_routes_dirty(tsm_ctx *ctx)
@@ -324,7 +387,8 @@ static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
 		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
 	} else if (r && r->nsess) {
 		for (uint32_t i = 0; i < r->nsess; i++)
-			tsm__session_enqueue(r->sess[i], m);
+			if (route_caps_ok(ctx, r, i, m))
+				tsm__session_enqueue(r->sess[i], m);
 	} else {
 		tsm__stat_add(&ctx->stats, ST_PUB_NO_SUB, 1);
 	}
@@ -415,7 +479,9 @@ void tsm__ctx_session_down(tsm_ctx *ctx, tsm__session *s)
 		tsm__route *r = ctx->route_by_id[i];
 		for (uint32_t j = 0; r && j < r->nsess; j++) {
 			if (r->sess[j] == s) {
-				r->sess[j] = r->sess[--r->nsess];
+				r->nsess--;
+				r->sess[j] = r->sess[r->nsess];
+				r->grants[j] = r->grants[r->nsess];
 				break;
 			}
 		}
@@ -591,6 +657,7 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	tsm_time next = now + 100 * TSM_MSEC;
 	for (tsm__session *s = ctx->sessions; s; s = s->next)
 		next = TSM_MIN(next, tsm__session_tick(s, now));
+	next = TSM_MIN(next, tsm__cred_tick(ctx, now));
 	loop_dialers(ctx, now);
 	for (tsm__listener *l = ctx->listeners; l; l = l->next) {
 		if (l->lst.paused && now >= l->lst.resume_at)

@@ -76,6 +76,8 @@ static const struct kv level_kv[] = {
 	{"error", TSM_LOG_ERROR}, {"warn", TSM_LOG_WARN}, {"info", TSM_LOG_INFO},
 	{"debug", TSM_LOG_DEBUG}, {NULL, 0}};
 static const struct kv bool_kv[] = {{"0", 0}, {"1", 1}, {NULL, 0}};
+static const struct kv cipher_kv[] = {
+	{"aes-256-gcm", 0}, {"chacha20-poly1305", 1}, {NULL, 0}};
 
 static tsm_err params_str(tsm_ctx_params *p, const char *k, const char *v,
                           bool *found)
@@ -112,6 +114,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->insecure = x, TSM_OK);
 	if (strcmp(k, "crl_soft_fail") == 0)
 		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->crl_soft_fail = x, TSM_OK);
+	if (strcmp(k, "cipher") == 0)
+		return (e = parse_enum(k, v, cipher_kv, &x)) ? e : (p->cipher = x, TSM_OK);
 	if (strcmp(k, "progress") == 0)
 		return (e = parse_enum(k, v, progress_kv, &x)) ? e
 		       : (p->progress = (tsm_progress_mode)x, TSM_OK);
@@ -132,7 +136,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		{"handshake_timeout_ms", offsetof(tsm_ctx_params, handshake_timeout)},
 		{"session_timeout_ms", offsetof(tsm_ctx_params, session_timeout)},
 		{"reconnect_max_ms", offsetof(tsm_ctx_params, reconnect_max)},
-		{"linger_ms", offsetof(tsm_ctx_params, linger)}};
+		{"linger_ms", offsetof(tsm_ctx_params, linger)},
+		{"reload_interval_ms", offsetof(tsm_ctx_params, reload_interval)}};
 	for (size_t i = 0; i < TSM_ARRAY_LEN(durs); i++)
 		if (strcmp(k, durs[i].k) == 0)
 			return set_ms((tsm_duration *)((char *)p + durs[i].off), k, v);

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "pubsub/topic.h"
+#include "core/audit.h"
+#include "session/secure.h"
 #include "session/session.h"
 #include "wire/meta.h"
 
@@ -103,9 +105,15 @@ static void rx_parse(tsm__session *s)
 			return rx_fail(s, e);
 		if (have < TSM_WIRE_HDR_LEN + (size_t)h.body_len)
 			return;
-		const uint8_t *body = s->rxb->data + s->rx_off + TSM_WIRE_HDR_LEN;
+		uint8_t *raw = s->rxb->data + s->rx_off;
+		uint8_t *body = raw + TSM_WIRE_HDR_LEN;
 		s->rx_off += TSM_WIRE_HDR_LEN + h.body_len;
 		tsm__stat_add(&s->ctx->stats, ST_RX_FRAMES, 1);
+		if ((e = tsm__sec_open(s, raw, &h, body)) != TSM_OK) {
+			tsm__audit(s->ctx, e, tsm__sec_peer_id(s), NULL, "%s",
+			           tsm_err_detail());
+			return tsm__session_close(s, e);
+		}
 		if (tsm__frame_sequenced(h.type) && !rx_seq_ok(s, &h))
 			return;
 		if (!tsm__session_on_frame(s, &h, body))
@@ -341,6 +349,21 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	return TSM_OK;
 }
 
+/* Starts discarding a fragmented message that will not be delivered. */
+static tsm_err rx_frag_skip(tsm__session *s, tsm__lane *l, const tsm__rec *r)
+{
+	if (l->rs_msg || l->rs_discard)
+		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "new message before the last "
+		                    "fragment of the previous one");
+	(void)s;
+	l->rs_id = r->msg_id;
+	l->rs_total = r->total_len;
+	l->rs_got = r->payload_len;
+	l->rs_next = 1;
+	l->rs_discard = !(r->flags & TSM_REC_LAST);
+	return TSM_OK;
+}
+
 static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
                        const tsm__rec *r, tsm_time now)
 {
@@ -373,6 +396,29 @@ static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	return TSM_OK;
 }
 
+/* security.md "Authorisation": data is accepted only from identities that
+ * may publish the topic, within the grant's priority and size caps. */
+static tsm_err rx_granted(tsm__session *s, tsm__rtopic *rt, const tsm__fhdr *h,
+                          const tsm__rec *r)
+{
+	if (!s->sec)
+		return TSM_OK;
+	if (rt->grant_epoch != s->ctx->sec_epoch + 1) {
+		rt->grant = tsm__policy_check(s->ctx->policy, tsm__sec_peer_id(s),
+		                              TSM_ACT_PUBLISH, rt->topic->name);
+		rt->grant_epoch = s->ctx->sec_epoch + 1;
+	}
+	uint64_t size = (r->flags & TSM_REC_FRAG) ? r->total_len : r->payload_len;
+	tsm_err e = !rt->grant.allowed                   ? TSM_ERR_AUTHZ_DENIED
+	            : h->lane < rt->grant.max_priority   ? TSM_ERR_PRIORITY_CAP
+	            : size > rt->grant.max_bytes          ? TSM_ERR_MSG_TOO_LARGE
+	                                                  : TSM_OK;
+	if (e)
+		tsm__audit(s->ctx, e, tsm__sec_peer_id(s), rt->topic->name,
+		           "message %llu dropped", (unsigned long long)r->msg_id);
+	return e;
+}
+
 static tsm_err rx_record(tsm__session *s, const tsm__fhdr *h, const tsm__rec *r,
                          tsm_time now)
 {
@@ -382,6 +428,13 @@ static tsm_err rx_record(tsm__session *s, const tsm__fhdr *h, const tsm__rec *r,
 		                    r->topic_id);
 	}
 	tsm__rtopic *rt = &s->rtopics[r->topic_id];
+	/* A refused fragment of a message is skipped like an expired one. */
+	if ((!(r->flags & TSM_REC_FRAG) || r->frag_index == 0) &&
+	    rx_granted(s, rt, h, r) != TSM_OK) {
+		if (r->flags & TSM_REC_FRAG)
+			return rx_frag_skip(s, &s->lanes[h->lane], r);
+		return TSM_OK;
+	}
 	if (r->flags & TSM_REC_FRAG)
 		return rx_frag(s, &s->lanes[h->lane], rt, r, now);
 	tsm_msg *m = rx_whole(s, rt, r, now);

@@ -12,6 +12,7 @@
 
 #include "core/audit.h"
 #include "pubsub/topic.h"
+#include "session/secure.h"
 #include "session/session.h"
 #include "wire/cursor.h"
 
@@ -35,6 +36,11 @@ tsm_err tsm__session_new(tsm_ctx *ctx, int fd, bool initiator,
 		free(s);
 		return tsm__err_set(TSM_ENOMEM, "session scratch");
 	}
+	if (!ctx->insecure && !(s->sec = calloc(1, sizeof(*s->sec)))) {
+		free(s->scratch);
+		free(s);
+		return tsm__err_set(TSM_ENOMEM, "session security state");
+	}
 	s->ctx = ctx;
 	s->conn.fd = fd;
 	s->conn.user = s;
@@ -49,8 +55,7 @@ tsm_err tsm__session_new(tsm_ctx *ctx, int fd, bool initiator,
 	return TSM_OK;
 }
 
-/* sess_step applies ev; an illegal event closes the session. */
-static bool sess_step(tsm__session *s, tsm__sevent ev)
+bool tsm__session_step(tsm__session *s, tsm__sevent ev)
 {
 	tsm__sstate next;
 	if (tsm__fsm_next(s->state, ev, &next) != TSM_OK) {
@@ -83,24 +88,27 @@ static void sess_send_preface(tsm__session *s)
 		memcpy(p.nonce, &s->session_id, sizeof(s->session_id));
 	tsm__wbuf_init(&w, body, sizeof(body));
 	tsm__preface_encode(&p, &w);
+	tsm__sec_record_preface(s, true, body, w.len);
 	tsm__session_send_frame(s, TSM_F_PREFACE, body, w.len);
 }
 
 void tsm__session_start(tsm__session *s)
 {
-	if (!sess_step(s, SE_START))
+	if (!tsm__session_step(s, SE_START))
 		return;
 	sess_send_preface(s);
 	tsm__session_rx_arm(s);
 	tsm__session_pump(s);
 }
 
-static void sess_reject(tsm__session *s, tsm_err reason, const char *why)
+void tsm__session_reject(tsm__session *s, tsm_err reason, const char *why)
 {
 	uint8_t body[16 + TSM_REASON_TEXT_MAX];
 	tsm__wbuf w;
 	tsm__reason r = {.code = (uint32_t)reason, .text = (const uint8_t *)why,
-	                 .text_len = (uint16_t)strlen(why)};
+	                 .text_len = (uint16_t)strnlen(why, TSM_REASON_TEXT_MAX)};
+	if (s->close_after_tx)
+		return; /* one REJECT is enough */
 	tsm__wbuf_init(&w, body, sizeof(body));
 	tsm__reason_encode(&r, &w);
 	tsm__session_send_frame(s, TSM_F_REJECT, body, w.len);
@@ -115,9 +123,9 @@ static void sess_reject(tsm__session *s, tsm_err reason, const char *why)
 	tsm__session_pump(s);
 }
 
-static void sess_maybe_established(tsm__session *s)
+void tsm__session_maybe_established(tsm__session *s)
 {
-	if (!s->accept_sent || !s->accept_rcvd || !sess_step(s, SE_VERIFY_OK))
+	if (!s->accept_sent || !s->accept_rcvd || !tsm__session_step(s, SE_VERIFY_OK))
 		return;
 	s->last_rx = tsm__now();
 	tsm__ctx_session_up(s->ctx, s);
@@ -129,15 +137,15 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 	tsm_err e = tsm__preface_decode(b, n, &p);
 	if (e) {
 		tsm__stat_add(&s->ctx->stats, ST_SESS_PROTO_ERR, 1);
-		return sess_reject(s, e, "malformed PREFACE");
+		return tsm__session_reject(s, e, "malformed PREFACE");
 	}
 	if (p.min_version > TSM_WIRE_VERSION || p.max_version < TSM_WIRE_VERSION)
-		return sess_reject(s, TSM_ERR_BAD_VERSION, "no common wire version");
+		return tsm__session_reject(s, TSM_ERR_BAD_VERSION, "no common wire version");
 	bool peer_insecure = p.flags & TSM_PREFACE_INSECURE;
 	if (peer_insecure != s->ctx->insecure) {
 		tsm__audit(s->ctx, TSM_ERR_INSECURE_MISMATCH, s->peer_addr, NULL,
 		           "peer is %s", peer_insecure ? "insecure" : "secure");
-		return sess_reject(s, TSM_ERR_INSECURE_MISMATCH,
+		return tsm__session_reject(s, TSM_ERR_INSECURE_MISMATCH,
 		                   peer_insecure ? "peer is insecure, we are not"
 		                                 : "we are insecure, peer is not");
 	}
@@ -150,13 +158,15 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 		s->dialer->peer_node_id = p.node_id;
 	if (p.node_id == s->ctx->node_id)
 		return tsm__session_close(s, TSM_ERR_BAD_FIELD); /* dialed ourselves */
-	/* Null handshake: the TLS engine of the security issue plugs in here
-	 * and raises SE_HS_DONE when its last flight is done. */
-	if (!sess_step(s, SE_HS_DONE))
+	tsm__sec_record_preface(s, false, b, n);
+	if (s->sec)
+		return tsm__sec_start(s); /* TLS 1.3 in HS frames (secure.c) */
+	/* Explicit insecure mode: a null handshake that is done at once. */
+	if (!tsm__session_step(s, SE_HS_DONE))
 		return;
 	tsm__session_send_frame(s, TSM_F_ACCEPT, NULL, 0);
 	s->accept_sent = true;
-	sess_maybe_established(s);
+	tsm__session_maybe_established(s);
 }
 
 static void sess_on_reason(tsm__session *s, const uint8_t *b, size_t n,
@@ -224,6 +234,20 @@ static tsm_err sess_on_topic(tsm__session *s, const tsm__ctrl *c)
 	return rt->topic ? TSM_OK : TSM_ENOMEM;
 }
 
+/* A subscription no topic could ever be granted for is not recorded. */
+static bool sess_may_subscribe(tsm__session *s, const tsm__ctrl *c)
+{
+	char pat[TSM_TOPIC_MAX + 1];
+	if (!s->sec)
+		return true;
+	snprintf(pat, sizeof(pat), "%.*s", (int)c->str_len, (const char *)c->str);
+	if (tsm__policy_may_subscribe_pattern(s->ctx->policy, tsm__sec_peer_id(s), pat))
+		return true;
+	tsm__audit(s->ctx, TSM_ERR_AUTHZ_DENIED, tsm__sec_peer_id(s), pat,
+	           "subscription refused by policy");
+	return false;
+}
+
 static tsm_err sess_on_ctrl(tsm__session *s, const uint8_t *b, size_t n)
 {
 	tsm__ctrl c;
@@ -234,6 +258,8 @@ static tsm_err sess_on_ctrl(tsm__session *s, const uint8_t *b, size_t n)
 	case TSM_C_SUBSCRIBE:
 		if (tsm__pattern_check((const char *)c.str, c.str_len) != TSM_OK)
 			return TSM_ERR_BAD_PATTERN;
+		if (!sess_may_subscribe(s, &c))
+			return TSM_OK; /* ignored, audited: the peer cannot tell */
 		if (!sess_add_pattern(s, c.str, c.str_len))
 			return tsm__err_set(TSM_ENOMEM, "too many subscriptions from peer");
 		tsm__ctx_routes_dirty(s->ctx);
@@ -264,23 +290,29 @@ bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
 		[TSM_F_CTRL] = SE_RX_CTRL, [TSM_F_REKEY] = SE_RX_REKEY,
 		[TSM_F_CLOSE] = SE_RX_CLOSE};
 	tsm_err e = TSM_OK;
-	if (h->type == TSM_F_REKEY || h->type == TSM_F_RETRY || h->type == TSM_F_HS) {
-		/* Defined on the wire; refused until rekey, datagram retry and
-		 * TLS land (docs/wire.md §3). */
+	bool secure = s->sec != NULL;
+	if (h->type == TSM_F_RETRY || (!secure && (h->type == TSM_F_REKEY ||
+	                                           h->type == TSM_F_HS))) {
+		/* RETRY belongs to datagram transports; HS and REKEY exist only
+		 * with security (docs/wire.md §3). */
 		tsm__err_set(TSM_ERR_OUT_OF_STATE, "frame type %u not enabled", h->type);
 		tsm__stat_add(&s->ctx->stats, ST_ERR_OUT_OF_STATE, 1);
 		tsm__session_close(s, TSM_ERR_OUT_OF_STATE);
 		return false;
 	}
-	if (!sess_step(s, ev_of[h->type]))
+	if (!tsm__session_step(s, ev_of[h->type]))
 		return false;
 	switch (h->type) {
 	case TSM_F_PREFACE:
 		sess_on_preface(s, body, h->body_len);
 		break;
 	case TSM_F_ACCEPT:
+		if (h->body_len) {
+			e = tsm__err_set(TSM_ERR_BAD_LENGTH, "ACCEPT with a body");
+			break;
+		}
 		s->accept_rcvd = true;
-		sess_maybe_established(s);
+		tsm__session_maybe_established(s);
 		break;
 	case TSM_F_REJECT:
 	case TSM_F_CLOSE:
@@ -291,6 +323,13 @@ bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
 		break;
 	case TSM_F_DATA:
 		tsm__session_rx_data(s, h, body);
+		break;
+	case TSM_F_HS:
+		tsm__sec_on_hs(s, body, h->body_len);
+		break;
+	case TSM_F_REKEY:
+		if (!(e = tsm__sec_on_rekey(s, body, h->body_len)))
+			tsm__session_step(s, SE_REKEY_DONE);
 		break;
 	}
 	if (e) {
@@ -337,9 +376,22 @@ static void sess_keepalive(tsm__session *s, tsm_time now)
 	}
 }
 
+/* The peer's chain stops being valid at not_after (wall clock): the
+ * session ends there (security.md "Identity"). */
+static bool sess_cert_expired(tsm__session *s)
+{
+	if (!s->sec || !s->sec->keys || !s->sec->not_after ||
+	    time(NULL) < s->sec->not_after)
+		return false;
+	tsm__audit(s->ctx, TSM_ERR_CERT_EXPIRED, s->sec->peer_id, NULL,
+	           "peer certificate expired during the session");
+	tsm__session_close(s, TSM_ERR_CERT_EXPIRED);
+	return true;
+}
+
 tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 {
-	if (s->state == SS_CLOSED)
+	if (s->state == SS_CLOSED || sess_cert_expired(s))
 		return TSM_NEVER;
 	if (s->close_after_tx && now >= s->state_deadline) {
 		tsm__session_close(s, s->close_reason);
@@ -361,6 +413,7 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 
 void tsm__session_free(tsm__session *s)
 {
+	tsm__sec_free(s);
 	for (uint32_t i = 0; i < s->nrtopics; i++) {
 		tsm__topic_unref(s->rtopics[i].topic);
 		for (uint32_t j = 0; j < s->rtopics[i].nsubs; j++)

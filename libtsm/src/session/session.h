@@ -11,6 +11,7 @@
 
 #include "core/internal.h"
 #include "session/fsm.h"
+#include "security/policy.h"
 #include "wire/frame.h"
 
 /* A queued outgoing message on one lane (intrusive FIFO node). */
@@ -57,6 +58,8 @@ typedef struct tsm__rtopic {
 	struct tsm_sub **subs;    /* matching local subscribers (refs) */
 	uint32_t nsubs;
 	uint64_t sub_epoch;       /* ctx->sub_epoch when subs was computed */
+	tsm__grant grant;         /* may the peer publish it, with what caps */
+	uint64_t grant_epoch;     /* ctx->sec_epoch + 1 when grant was computed */
 } tsm__rtopic;
 
 #define TSM_SESS_MAX_TOPICS 4096u
@@ -67,8 +70,11 @@ typedef struct tsm__rtopic {
 #define TSM_QOS_MAX_MSG (16ull << 20) /* largest message a session accepts */
 #define TSM_TX_BUDGET (256u * 1024u) /* bytes per send call */
 
+struct tsm__sec;
+
 struct tsm__session {
 	tsm_ctx *ctx;
+	struct tsm__sec *sec;     /* NULL in insecure mode (secure.h) */
 	tsm__conn conn;
 	tsm__sstate state;
 	tsm_time state_deadline;  /* timeout of the waiting state */
@@ -123,6 +129,13 @@ void tsm__session_start(tsm__session *s);
 /* tsm__session_close begins closing with reason (idempotent). */
 void tsm__session_close(tsm__session *s, tsm_err reason);
 void tsm__session_free(tsm__session *s);
+/* tsm__session_step applies an event of the state table; false (and the
+ * session closed) if the table refuses it. */
+bool tsm__session_step(tsm__session *s, tsm__sevent ev);
+/* tsm__session_reject sends REJECT(reason) and closes once it is sent. */
+void tsm__session_reject(tsm__session *s, tsm_err reason, const char *why);
+/* tsm__session_maybe_established: both ACCEPTs seen -> ESTABLISHED. */
+void tsm__session_maybe_established(tsm__session *s);
 /* tsm__session_tick runs timers; returns the next time it needs a tick. */
 tsm_time tsm__session_tick(tsm__session *s, tsm_time now);
 

@@ -14,12 +14,20 @@
 #include <string.h>
 
 #include "pubsub/topic.h"
+#include "session/secure.h"
 #include "session/session.h"
 
 struct txb {            /* one send being built */
 	tsm__session *s;
 	size_t sc;          /* scratch bytes used */
 	size_t total;       /* bytes in the iovecs */
+	size_t seal_off;    /* sealbuf bytes used (secure sessions) */
+	/* the frame being built: its plaintext body pieces, and where its
+	 * iovecs began, so that sealing can replace them by the ciphertext */
+	struct iovec body[TSM_IO_MAX_IOV];
+	int nbody;
+	int mark_cnt;
+	size_t mark_len, mark_total;
 };
 
 static bool tx_iov(struct txb *b, const void *p, size_t len)
@@ -174,14 +182,71 @@ static void tx_pop(tsm__session *s, tsm__lane *l)
 	free(q);
 }
 
+static bool tx_sealing(const struct txb *b)
+{
+	return tsm__sec_sealing(b->s, TSM_F_DATA);
+}
+
 static uint8_t *tx_frame_begin(struct txb *b, size_t need)
 {
+	tsm__conn *c = &b->s->conn;
 	if (b->sc + TSM_WIRE_HDR_LEN + need > TSM_TX_SCRATCH ||
-	    b->s->conn.iovcnt > TSM_IO_MAX_IOV - 4)
+	    c->iovcnt > TSM_IO_MAX_IOV - 4)
 		return NULL;
+	if (tx_sealing(b) && b->seal_off + b->s->ctx->p.fragment_size +
+	                         TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + 2 * TSM_META_MAX +
+	                         TSM_WIRE_TAG_LEN > b->s->sec->sealcap)
+		return NULL;
+	b->mark_cnt = c->iovcnt;
+	b->mark_len = c->iovcnt ? c->iov[c->iovcnt - 1].iov_len : 0;
+	b->mark_total = b->total;
+	b->nbody = 0;
 	uint8_t *hdr = b->s->scratch + b->sc;
 	b->sc += TSM_WIRE_HDR_LEN;
+	tx_iov(b, hdr, TSM_WIRE_HDR_LEN);
 	return hdr;
+}
+
+/* Forgets the iovecs of the frame being built (back to its marks). */
+static void tx_frame_rollback(struct txb *b)
+{
+	tsm__conn *c = &b->s->conn;
+	c->iovcnt = b->mark_cnt;
+	if (c->iovcnt)
+		c->iov[c->iovcnt - 1].iov_len = b->mark_len;
+	b->total = b->mark_total;
+}
+
+/* Records the frame's body pieces; contiguous ones (batched records in
+ * scratch) merge, so a batch of small messages is one piece. */
+static void tx_body(struct txb *b, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	if (b->nbody) {
+		struct iovec *last = &b->body[b->nbody - 1];
+		if ((const uint8_t *)last->iov_base + last->iov_len == p) {
+			last->iov_len += n;
+			return;
+		}
+	}
+	b->body[b->nbody++] = (struct iovec){(void *)p, n};
+}
+
+/* Seals the frame's body into sealbuf and swaps its iovecs for header +
+ * ciphertext + tag (security.md "Data protection": one seal per frame,
+ * however many messages it batches). */
+static tsm_err tx_seal(struct txb *b, tsm__fhdr *h, uint8_t *hdr)
+{
+	uint8_t *out = b->s->sec->sealbuf + b->seal_off;
+	tsm_err e = tsm__sec_seal(b->s, h, hdr, b->body, b->nbody, out);
+	if (e)
+		return e;
+	tx_frame_rollback(b);
+	tx_iov(b, hdr, TSM_WIRE_HDR_LEN);
+	tx_iov(b, out, h->body_len);
+	b->seal_off += h->body_len;
+	return TSM_OK;
 }
 
 static void tx_frame_end(struct txb *b, uint8_t *hdr, uint8_t lane,
@@ -194,8 +259,14 @@ static void tx_frame_end(struct txb *b, uint8_t *hdr, uint8_t lane,
 	               .seq = s->lanes[lane].tx_seq++, .topic_id = topic,
 	               .priority = lane, .budget_us = budget,
 	               .body_len = (uint32_t)body};
-	tsm__fhdr_encode(&h, hdr);
 	tsm__stat_add(&s->ctx->stats, ST_TX_FRAMES, 1);
+	if (!tx_sealing(b))
+		return tsm__fhdr_encode(&h, hdr);
+	tsm_err e = tx_seal(b, &h, hdr);
+	if (e) {
+		tsm__log(s->ctx, TSM_LOG_ERROR, "seal: %s", tsm_err_detail());
+		tsm__session_close(s, e);
+	}
 }
 
 /* Appends one record header (+ meta, + payload when small) to scratch. */
@@ -211,8 +282,11 @@ static size_t tx_record(struct txb *b, const tsm__rec *r, const uint8_t *meta,
 		tsm__wbuf_bytes(&w, payload, r->payload_len);
 	b->sc += w.len;
 	tx_iov(b, b->s->scratch + start, w.len);
-	if (!inline_payload)
+	tx_body(b, b->s->scratch + start, w.len);
+	if (!inline_payload) {
 		tx_iov(b, payload, r->payload_len);
+		tx_body(b, payload, r->payload_len);
+	}
 	return w.len + (inline_payload ? 0 : r->payload_len);
 }
 
@@ -230,7 +304,6 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_INLINE_MAX + TSM_META_MAX);
 	if (!hdr)
 		return false;
-	tx_iov(b, hdr, TSM_WIRE_HDR_LEN);
 	uint32_t topic = l->head->m->topic->id, budget = 0;
 	while (tx_expire_head(s, l, now) && tx_small(s, l->head)) {
 		tsm__omsg *m = l->head->m;
@@ -238,7 +311,8 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 		size_t need = TSM_REC_HDR_LEN + m->meta_len + (inl ? m->len : 0);
 		if (body && (body + TSM_REC_HDR_LEN + m->meta_len + m->len > limit ||
 		             b->sc + need > TSM_TX_SCRATCH ||
-		             s->conn.iovcnt > TSM_IO_MAX_IOV - 3))
+		             s->conn.iovcnt > TSM_IO_MAX_IOV - 3 ||
+		             b->nbody > TSM_IO_MAX_IOV - 3))
 			break;
 		tsm__rec r = {.topic_id = m->topic->id, .meta_len = m->meta_len,
 		              .flags = m->meta_len ? TSM_REC_META : 0,
@@ -251,12 +325,8 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 		tx_pop(s, l);
 	}
 	if (body == 0) { /* everything expired: take the header back */
-		struct iovec *last = &s->conn.iov[s->conn.iovcnt - 1];
-		last->iov_len -= TSM_WIRE_HDR_LEN;
-		if (last->iov_len == 0)
-			s->conn.iovcnt--;
+		tx_frame_rollback(b);
 		b->sc -= TSM_WIRE_HDR_LEN;
-		b->total -= TSM_WIRE_HDR_LEN;
 		return true;
 	}
 	tx_frame_end(b, hdr, (uint8_t)li, 0, topic, budget, body);
@@ -273,7 +343,6 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + TSM_META_MAX);
 	if (!hdr)
 		return false;
-	tx_iov(b, hdr, TSM_WIRE_HDR_LEN);
 	size_t n = TSM_MIN(m->len - q->off, (size_t)s->ctx->p.fragment_size);
 	bool first = q->off == 0, last = q->off + n == m->len;
 	tsm__rec r = {.topic_id = m->topic->id, .msg_id = m->id,
@@ -298,7 +367,7 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 static bool tx_ctrl_one(struct txb *b, const tsm__ctrlq *q)
 {
 	tsm__session *s = b->s;
-	if (b->sc + TSM_WIRE_HDR_LEN + q->len > TSM_TX_SCRATCH ||
+	if (b->sc + TSM_WIRE_HDR_LEN + q->len + TSM_WIRE_TAG_LEN > TSM_TX_SCRATCH ||
 	    s->conn.iovcnt > TSM_IO_MAX_IOV - 4)
 		return false;
 	uint8_t *p = s->scratch + b->sc;
@@ -306,14 +375,43 @@ static bool tx_ctrl_one(struct txb *b, const tsm__ctrlq *q)
 	               .session_id = s->session_id, .body_len = (uint32_t)q->len};
 	if (tsm__frame_sequenced(q->type))
 		h.seq = s->lanes[0].tx_seq++;
-	tsm__fhdr_encode(&h, p);
-	memcpy(p + TSM_WIRE_HDR_LEN, q->body, q->len);
-	b->sc += TSM_WIRE_HDR_LEN + q->len;
-	return tx_iov(b, p, TSM_WIRE_HDR_LEN + q->len);
+	if (tsm__sec_sealing(s, q->type)) {
+		struct iovec in = {(void *)q->body, q->len};
+		tsm_err e = tsm__sec_seal(s, &h, p, &in, q->len ? 1 : 0,
+		                          p + TSM_WIRE_HDR_LEN);
+		if (e)
+			return false;
+	} else {
+		tsm__fhdr_encode(&h, p);
+		memcpy(p + TSM_WIRE_HDR_LEN, q->body, q->len);
+	}
+	b->sc += TSM_WIRE_HDR_LEN + h.body_len;
+	return tx_iov(b, p, TSM_WIRE_HDR_LEN + h.body_len);
+}
+
+/* Announces a new key for `lane` (sealed under lane 0's current key),
+ * then ratchets it, before the lane's key reaches its usage limit. */
+static bool tx_rekey(struct txb *b, unsigned lane)
+{
+	tsm__session *s = b->s;
+	if (!tsm__sec_needs_rekey(s, lane))
+		return true;
+	if (lane != 0 && !tx_rekey(b, 0))
+		return false;
+	_Alignas(tsm__ctrlq) uint8_t raw[sizeof(tsm__ctrlq) + 1] = {0};
+	tsm__ctrlq *q = (tsm__ctrlq *)raw;
+	q->type = TSM_F_REKEY;
+	q->len = 1;
+	q->body[0] = (uint8_t)lane;
+	if (!tx_ctrl_one(b, q))
+		return false;
+	return tsm__aead_ratchet(&s->sec->tx[lane]) == TSM_OK;
 }
 
 static void tx_ctrl(struct txb *b)
 {
+	if (!tx_rekey(b, 0))
+		return;
 	tsm__session *s = b->s;
 	while (s->ctrl_head && tx_ctrl_one(b, s->ctrl_head)) {
 		tsm__ctrlq *q = s->ctrl_head;
@@ -332,6 +430,8 @@ static void tx_data(struct txb *b)
 		tsm__lane *l = &b->s->lanes[li];
 		if (!tx_expire_head(b->s, l, now))
 			continue;
+		if (!tx_rekey(b, (unsigned)li))
+			break;
 		bool ok = tx_small(b->s, l->head) ? tx_batch(b, li, now)
 		                                  : tx_fragment(b, li, now);
 		if (!ok)

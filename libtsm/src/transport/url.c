@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "security/spiffe.h"
 #include "transport/url.h"
 
 static tsm_err url_port(const char *s, uint16_t *port)
@@ -86,11 +87,35 @@ static tsm_err url_inproc(const char *name, tsm__url *u)
 	return TSM_OK;
 }
 
+/* Splits off "#pattern" into u->expect; *s then points at a copy of the
+ * address part in buf. */
+static tsm_err url_expect(const char **s, char *buf, size_t cap, tsm__url *u)
+{
+	const char *hash = strchr(*s, '#');
+	if (!hash)
+		return TSM_OK;
+	size_t n = strlen(hash + 1);
+	if ((size_t)(hash - *s) >= cap || n >= sizeof(u->expect))
+		return tsm__err_set(TSM_ERR_BAD_URL, "url: too long");
+	if (tsm__id_pattern_check(hash + 1, n) != TSM_OK)
+		return tsm__err_set(TSM_ERR_BAD_URL, "url: expected peer '%s' is not an "
+		                    "identity pattern (spiffe://td/path)", hash + 1);
+	memcpy(u->expect, hash + 1, n + 1);
+	memcpy(buf, *s, (size_t)(hash - *s));
+	buf[hash - *s] = '\0';
+	*s = buf;
+	return TSM_OK;
+}
+
 tsm_err tsm__url_parse(const char *s, tsm__url *out)
 {
+	char addr[256];
 	if (!s)
 		return tsm__err_set(TSM_ERR_BAD_URL, "url: NULL");
 	memset(out, 0, sizeof(*out));
+	tsm_err e = url_expect(&s, addr, sizeof(addr), out);
+	if (e)
+		return e;
 	if (strncmp(s, "tcp://", 6) == 0)
 		return url_tcp(s + 6, out);
 	if (strncmp(s, "inproc://", 9) == 0)

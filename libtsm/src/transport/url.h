@@ -4,6 +4,10 @@
  *   tcp://HOST:PORT      TCP over io_uring (epoll fallback); HOST is an
  *                        IPv4/IPv6 literal ([::1]) or "localhost"; no DNS.
  *   inproc://NAME        same process, NAME [A-Za-z0-9._-]{1,64}
+ *
+ * Any URL to dial may end in "#<identity pattern>" (security.md "Expected
+ * peer"): the peer must prove a SPIFFE ID matching it, for example
+ * "tcp://10.0.0.2:7000#spiffe://prod/infer/pub".
  */
 #ifndef TSM_TRANSPORT_URL_H
 #define TSM_TRANSPORT_URL_H
@@ -19,6 +23,7 @@ typedef struct tsm__url {
 	struct sockaddr_storage sa; /* TCP */
 	socklen_t sa_len;
 	char name[65];              /* inproc */
+	char expect[2049];          /* expected peer identity pattern or "" */
 } tsm__url;
 
 /* tsm__url_parse: TSM_ERR_BAD_URL with a detail saying what is wrong;

@@ -1,0 +1,125 @@
+/*
+ * core/cred.c - credentials and policy of a context, and their rotation.
+ *
+ * Files are checked by (mtime, size, inode) every reload_interval; a
+ * change to any of them reloads all of them, and the new set replaces the
+ * old one only if it loads completely: a half-written file never takes a
+ * node down, it is retried at the next check (and logged).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/audit.h"
+#include "core/cred.h"
+#include "security/policy.h"
+#include "security/tls.h"
+#include "session/secure.h"
+
+enum { F_CERT, F_KEY, F_TRUST, F_POLICY, F_CRL, F__N };
+
+static void cred_stamp(const char *path, struct tsm__filestamp *st)
+{
+	struct stat sb;
+	memset(st, 0, sizeof(*st));
+	if (path && stat(path, &sb) == 0) {
+		st->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL +
+		               sb.st_mtim.tv_nsec;
+		st->size = (long long)sb.st_size;
+		st->ino = (long long)sb.st_ino;
+	}
+}
+
+static tsm_err cred_load(tsm_ctx *ctx, struct tsm__tls_cfg **cfg,
+                         struct tsm__policy **pol)
+{
+	tsm__tls_files f = {ctx->files[F_CERT], ctx->files[F_KEY],
+	                    ctx->files[F_TRUST], ctx->files[F_CRL],
+	                    ctx->p.crl_soft_fail != 0};
+	tsm_err e = tsm__tls_cfg_new(&f, cfg);
+	if (e)
+		return e;
+	if ((e = tsm__policy_load(ctx->files[F_POLICY], pol)) != TSM_OK) {
+		tsm__tls_cfg_free(*cfg);
+		*cfg = NULL;
+	}
+	return e;
+}
+
+tsm_err tsm__cred_open(tsm_ctx *ctx, const tsm_ctx_params *p)
+{
+	const char *src[F__N] = {p->cert_file, p->key_file, p->trust_file,
+	                         p->policy_file, p->crl_file};
+	for (int i = 0; i < F__N; i++) {
+		if (src[i] && !(ctx->files[i] = strdup(src[i])))
+			return tsm__err_set(TSM_ENOMEM, "credential paths");
+		cred_stamp(ctx->files[i], &ctx->stamps[i]);
+	}
+	tsm_err e = cred_load(ctx, &ctx->tls_cfg, &ctx->policy);
+	if (!e)
+		e = tsm__tls_cfg_own_id(ctx->tls_cfg, ctx->own_id, sizeof(ctx->own_id));
+	if (!e && tsm__policy_rules(ctx->policy) == 0)
+		e = tsm__err_set(TSM_ERR_NO_CREDENTIALS, "policy %s has no rules: "
+		                 "everything would be denied", ctx->files[F_POLICY]);
+	return e;
+}
+
+static bool cred_changed(tsm_ctx *ctx)
+{
+	bool changed = false;
+	for (int i = 0; i < F__N; i++) {
+		struct tsm__filestamp st;
+		cred_stamp(ctx->files[i], &st);
+		if (memcmp(&st, &ctx->stamps[i], sizeof(st)) != 0) {
+			ctx->stamps[i] = st;
+			changed = true;
+		}
+	}
+	return changed;
+}
+
+void tsm__ctx_security_changed(tsm_ctx *ctx);
+
+static void cred_reload(tsm_ctx *ctx)
+{
+	struct tsm__tls_cfg *cfg;
+	struct tsm__policy *pol;
+	if (cred_load(ctx, &cfg, &pol) != TSM_OK) {
+		tsm__log(ctx, TSM_LOG_WARN, "reload refused, keeping the old "
+		         "credentials: %s", tsm_err_detail());
+		return;
+	}
+	tsm__tls_cfg_free(ctx->tls_cfg);
+	tsm__policy_free(ctx->policy);
+	ctx->tls_cfg = cfg;
+	ctx->policy = pol;
+	tsm__tls_cfg_own_id(cfg, ctx->own_id, sizeof(ctx->own_id));
+	tsm__stat_add(&ctx->stats, ST_CRED_RELOADS, 1);
+	tsm__log(ctx, TSM_LOG_INFO, "credentials and policy reloaded");
+	tsm__ctx_security_changed(ctx);
+}
+
+tsm_time tsm__cred_tick(tsm_ctx *ctx, tsm_time now)
+{
+	if (ctx->insecure)
+		return TSM_NEVER;
+	if (now >= ctx->next_reload_check) {
+		ctx->next_reload_check = now + ctx->p.reload_interval;
+		if (cred_changed(ctx))
+			cred_reload(ctx);
+	}
+	return ctx->next_reload_check;
+}
+
+void tsm__cred_close(tsm_ctx *ctx)
+{
+	tsm__tls_cfg_free(ctx->tls_cfg);
+	tsm__policy_free(ctx->policy);
+	ctx->tls_cfg = NULL;
+	ctx->policy = NULL;
+	for (int i = 0; i < F__N; i++) {
+		free(ctx->files[i]);
+		ctx->files[i] = NULL;
+	}
+}
