@@ -50,6 +50,10 @@ START_TEST(detail_is_per_thread_and_clearable)
 {
 	ck_assert_int_eq(tsm__err_set(TSM_EINVAL, "where=%d", 42), TSM_EINVAL);
 	ck_assert_str_eq(tsm_err_detail(), "where=42");
+	/* Wrapping the previous detail must not garble it. */
+	tsm__err_set(TSM_EINVAL, "inner %s", "why");
+	tsm__err_set(TSM_EINVAL, "outer: %s", tsm_err_detail());
+	ck_assert_str_eq(tsm_err_detail(), "outer: inner why");
 	tsm__err_clear();
 	ck_assert_str_eq(tsm_err_detail(), "");
 }

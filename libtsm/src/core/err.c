@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/common.h"
 
@@ -118,12 +119,17 @@ TSM_API const char *tsm_err_detail(void)
 	return err_detail;
 }
 
+/* Formats into a local buffer first: callers often wrap the previous
+ * detail ("outer: %s", tsm_err_detail()), which must not be overwritten
+ * while it is being read. */
 tsm_err tsm__err_set(tsm_err err, const char *fmt, ...)
 {
+	char buf[sizeof(err_detail)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(err_detail, sizeof(err_detail), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(err_detail, buf, sizeof(buf));
 	return err;
 }
 
