@@ -285,8 +285,8 @@ static void route_compute(tsm_ctx *ctx, tsm__route *r)
 	r->nsess = 0;
 	for (tsm__session *s = ctx->sessions; s; s = s->next) {
 		tsm__grant g;
-		if (!tsm__session_up(s) || !tsm__session_wants(s, r->topic) ||
-		    !route_grant(ctx, s, r->topic, &g))
+		if (!tsm__session_up(s) || s->close_after_tx ||
+		    !tsm__session_wants(s, r->topic) || !route_grant(ctx, s, r->topic, &g))
 			continue;
 		if (r->nsess == r->capsess && !route_grow(r))
 			break;
@@ -335,12 +335,16 @@ void tsm__ctx_security_changed(tsm_ctx *ctx)
 	ctx->sec_epoch++;
 	tsm__ctx_routes_dirty(ctx);
 	for (tsm__session *s = ctx->sessions; s; s = s->next) {
-		if (!tsm__session_up(s) || tsm__policy_admits(ctx->policy,
-		                                              tsm__sec_peer_id(s)))
+		if (!tsm__session_up(s))
 			continue;
-		tsm__audit(ctx, TSM_ERR_AUTHZ_DENIED, tsm__sec_peer_id(s), NULL,
-		           "no longer admitted by the reloaded policy");
-		tsm__session_reject(s, TSM_ERR_AUTHZ_DENIED, "policy changed");
+		tsm_err e = tsm__sec_recheck(s); /* revoked, distrusted, expired */
+		if (!e && !tsm__policy_admits(ctx->policy, tsm__sec_peer_id(s)))
+			e = tsm__err_set(TSM_ERR_AUTHZ_DENIED, "no longer admitted by the "
+			                 "reloaded policy");
+		if (!e)
+			continue;
+		tsm__audit(ctx, e, tsm__sec_peer_id(s), NULL, "%s", tsm_err_detail());
+		tsm__session_reject(s, e, "credentials or policy changed");
 	}
 }
 

@@ -935,3 +935,57 @@ tsm_err tsm__tls_export(tsm__tls *t, const uint8_t *context,
 	}
 	return TSM_OK;
 }
+
+/* ---- re-verification of a live session --------------------------------- */
+
+static int tls_recheck_soft_cb(int ok, X509_STORE_CTX *sctx)
+{
+	return ok || tls_crl_missing(X509_STORE_CTX_get_error(sctx));
+}
+
+/* Verifies the peer chain kept from the handshake against cfg's store,
+ * as the handshake did, without touching t's sticky state. */
+static tsm_err tls_reverify(tsm__tls *t, tsm__tls_cfg *cfg, STACK_OF(X509) *vc)
+{
+	STACK_OF(X509) *untrusted = sk_X509_dup(vc);
+	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+	tsm_err e = TSM_ENOMEM;
+	if (untrusted && sctx) {
+		X509 *leaf = sk_X509_shift(untrusted);
+		X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(cfg->ctx), leaf,
+		                    untrusted);
+		X509_STORE_CTX_set_default(sctx, SSL_is_server(t->ssl) ? "ssl_client"
+		                                                       : "ssl_server");
+		if (cfg->crl_soft_fail)
+			X509_STORE_CTX_set_verify_cb(sctx, tls_recheck_soft_cb);
+		e = TSM_OK;
+		if (X509_verify_cert(sctx) <= 0) {
+			int verr = X509_STORE_CTX_get_error(sctx);
+			int depth = X509_STORE_CTX_get_error_depth(sctx);
+			e = tsm__err_set(tls_x509_reason(verr, depth), "peer %s now: %s at "
+			                 "depth %d", t->peer_id,
+			                 X509_verify_cert_error_string(verr), depth);
+		}
+	}
+	X509_STORE_CTX_free(sctx);
+	sk_X509_free(untrusted);
+	return e == TSM_ENOMEM ? tsm__err_set(e, "tls: recheck") : e;
+}
+
+tsm_err tsm__tls_recheck(tsm__tls *t, tsm__tls_cfg *cfg)
+{
+	STACK_OF(X509) *vc = t->done ? SSL_get0_verified_chain(t->ssl) : NULL;
+	if (vc == NULL || sk_X509_num(vc) < 1)
+		return tsm__err_set(TSM_ESTATE, "tls: no verified peer chain");
+	tsm_err e = tls_reverify(t, cfg, vc);
+	if (e)
+		return e;
+	/* The trust-domain rule with the new anchors (tls_check_td). */
+	tsm__tls_cfg *old = t->cfg;
+	t->cfg = cfg;
+	bool ok = tls_check_td(t, vc);
+	t->cfg = old;
+	if (!ok)
+		return tsm__err_set(TSM_ERR_UNKNOWN_CA, "%s", t->detail);
+	return TSM_OK;
+}

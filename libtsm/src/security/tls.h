@@ -153,6 +153,16 @@ time_t tsm__tls_peer_not_after(const tsm__tls *t);
 tsm_err tsm__tls_export(tsm__tls *t, const uint8_t *context,
                         size_t context_len, uint8_t master[32]);
 
+/*
+ * tsm__tls_recheck verifies again, against cfg (new trust bundles, a new
+ * CRL), the peer chain that t verified in its handshake: how a live
+ * session learns that its peer was revoked or its CA distrusted after a
+ * reload. Returns TSM_OK or the reason (CERT_REVOKED, CERT_EXPIRED,
+ * UNKNOWN_CA, CRL_UNAVAILABLE, ...), TSM_ESTATE before done. Note: a
+ * failure may leave t's own sticky error set; the session is closed then.
+ */
+tsm_err tsm__tls_recheck(tsm__tls *t, tsm__tls_cfg *cfg);
+
 /* tsm__tls_free frees t and releases its cfg reference; NULL is a no-op. */
 void tsm__tls_free(tsm__tls *t);
 

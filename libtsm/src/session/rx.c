@@ -86,9 +86,14 @@ static bool rx_seq_ok(tsm__session *s, const tsm__fhdr *h)
 		l->rx_seq++;
 		return true;
 	}
-	rx_fail(s, tsm__err_set(TSM_ERR_BAD_FIELD, "lane %u: seq %llu, expected %llu",
-	                        h->lane, (unsigned long long)h->seq,
-	                        (unsigned long long)l->rx_seq));
+	/* An old seq on a stream is a replay; a jump is a gap (injection or
+	 * loss the transport should have prevented). */
+	tsm_err e = h->seq < l->rx_seq ? TSM_ERR_REPLAY : TSM_ERR_BAD_FIELD;
+	tsm__err_set(e, "lane %u: seq %llu, expected %llu", h->lane,
+	             (unsigned long long)h->seq, (unsigned long long)l->rx_seq);
+	if (e == TSM_ERR_REPLAY)
+		tsm__audit(s->ctx, e, tsm__sec_peer_id(s), NULL, "%s", tsm_err_detail());
+	rx_fail(s, e);
 	return false;
 }
 

@@ -210,6 +210,13 @@ tsm_err tsm__sec_on_rekey(tsm__session *s, const uint8_t *b, size_t n)
 	return tsm__aead_ratchet(&s->sec->rx[b[0]]);
 }
 
+tsm_err tsm__sec_recheck(tsm__session *s)
+{
+	if (!s->sec || !s->sec->keys)
+		return TSM_OK;
+	return tsm__tls_recheck(s->sec->tls, s->ctx->tls_cfg);
+}
+
 void tsm__sec_free(tsm__session *s)
 {
 	tsm__sec *c = s->sec;

@@ -68,6 +68,10 @@ tsm_err tsm__sec_on_rekey(tsm__session *s, const uint8_t *b, size_t n);
 /* tsm__sec_peer_id: the verified peer identity, "" before/without TLS. */
 const char *tsm__sec_peer_id(const tsm__session *s);
 
+/* tsm__sec_recheck verifies the live peer again against the context's
+ * current credentials (after a reload); the reason if it fails. */
+tsm_err tsm__sec_recheck(tsm__session *s);
+
 void tsm__sec_free(tsm__session *s);
 
 #endif

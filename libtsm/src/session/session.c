@@ -101,22 +101,27 @@ void tsm__session_start(tsm__session *s)
 	tsm__session_pump(s);
 }
 
+/* Before ESTABLISHED the refusal is a cleartext REJECT; after it, a
+ * sealed CLOSE carrying the same reason (docs/wire.md §5). */
 void tsm__session_reject(tsm__session *s, tsm_err reason, const char *why)
 {
 	uint8_t body[16 + TSM_REASON_TEXT_MAX];
 	tsm__wbuf w;
 	tsm__reason r = {.code = (uint32_t)reason, .text = (const uint8_t *)why,
 	                 .text_len = (uint16_t)strnlen(why, TSM_REASON_TEXT_MAX)};
-	if (s->close_after_tx)
-		return; /* one REJECT is enough */
+	if (s->close_after_tx || s->state == SS_CLOSED)
+		return; /* one refusal is enough */
+	bool up = tsm__session_up(s);
 	tsm__wbuf_init(&w, body, sizeof(body));
 	tsm__reason_encode(&r, &w);
-	tsm__session_send_frame(s, TSM_F_REJECT, body, w.len);
+	tsm__session_send_frame(s, up ? TSM_F_CLOSE : TSM_F_REJECT, body, w.len);
 	tsm__stat_add(&s->ctx->stats, ST_SESS_REJECTED, 1);
-	tsm__log(s->ctx, TSM_LOG_WARN, "session %s: rejecting peer: %s (%s)",
+	tsm__log(s->ctx, TSM_LOG_WARN, "session %s: refusing peer: %s (%s)",
 	         s->peer_addr, tsm_err_name(reason), why);
-	/* The REJECT must reach the peer: close once it is sent, or at the
-	 * state deadline (tsm__session_tick) if the peer does not read. */
+	if (up) /* no more data for it from now on */
+		tsm__ctx_session_down(s->ctx, s);
+	/* The refusal must reach the peer: close once it is sent, or at the
+	 * deadline (tsm__session_tick) if the peer does not read. */
 	s->close_reason = reason;
 	s->close_after_tx = true;
 	s->state_deadline = tsm__deadline_after(tsm__now(), TSM_SEC);
@@ -183,7 +188,7 @@ static void sess_on_reason(tsm__session *s, const uint8_t *b, size_t n,
 	         (int)r.text_len, r.text ? (const char *)r.text : "");
 	if (reject)
 		tsm__stat_add(&s->ctx->stats, ST_SESS_REJECTED, 1);
-	tsm__session_close(s, reject ? (tsm_err)r.code : TSM_ECLOSED);
+	tsm__session_close(s, r.code ? (tsm_err)r.code : TSM_ECLOSED);
 }
 
 static bool sess_add_pattern(tsm__session *s, const uint8_t *p, size_t n)
