@@ -9,8 +9,10 @@
 # non-zero only when a run fails (crash, hang, lost message, build
 # error), never because a target is missed.
 #
-# usage: bench/run.sh [--quick] [--floor-only] [name...]
+# usage: bench/run.sh [--quick] [--floor-only] [--secure] [name...]
 #   names: rt rt-busy stream (default: all three)
+#   --secure: mTLS + AEAD, with a throw-away PKI from tests/support/pki.sh
+#   (the targets are defined for secure runs; the default is insecure)
 # environment:
 #   BUILD_DIR          build directory (default: <repo>/build; configured
 #                      with meson if it does not exist yet)
@@ -32,6 +34,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 quick=${BENCH_QUICK:-0}
 floor_only=0
+secure=0
 case_timeout=${BENCH_TIMEOUT:-120}
 rounds=${BENCH_ROUNDS:-3}
 rt_sizes=${BENCH_RT_SIZES:-64 1024 65536 1048576}
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--floor-only) floor_only=1 ;;
+	--secure) secure=1 ;;
 	-h | --help) usage ;;
 	rt | rt-busy | stream) names+=("$1") ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
@@ -66,6 +70,28 @@ fi
 case $rounds in
 '' | *[!0-9]* | 0) echo "run.sh: BENCH_ROUNDS must be >= 1" >&2; usage ;;
 esac
+
+# ---- credentials ----
+
+# secure_setup: a test PKI and a policy letting the two benchmark
+# identities publish and subscribe bench/**; appends tsm_bench's flags.
+secure_setup() {
+	pki_dir=$(mktemp -d "${TMPDIR:-/tmp}/tsm-bench-pki.XXXXXX") || return 1
+	trap 'rm -rf "$pki_dir"' EXIT
+	"$root/tests/support/pki.sh" "$pki_dir" >/dev/null || return 1
+	printf '%s\n' "allow publish spiffe://td-a.test/* bench/**" \
+		"allow subscribe spiffe://td-a.test/* bench/**" \
+		>"$pki_dir/bench.policy"
+	tsm_extra+=(--secure --trust "td-a.test=$pki_dir/bundle-a.pem"
+		--policy "$pki_dir/bench.policy"
+		--cert "$pki_dir/a-pub.chain.pem" --key "$pki_dir/a-pub.key"
+		--cert-b "$pki_dir/a-sub.chain.pem" --key-b "$pki_dir/a-sub.key")
+}
+
+if [ "$secure" = 1 ] && [ "$floor_only" = 0 ] && ! secure_setup; then
+	echo "run.sh: cannot make the test PKI for --secure" >&2
+	exit 1
+fi
 
 # ---- build ----
 
@@ -262,7 +288,11 @@ verdict() {
 engine() {
 	local e
 	e=$(field "$1" transport)
-	[ "$(field "$1" secure)" = 0 ] && e="$e, insecure"
+	if [ "$(field "$1" secure)" = 0 ]; then
+		e="$e, insecure"
+	else
+		e="$e, mTLS+AEAD"
+	fi
 	printf '%s' "$e"
 }
 
@@ -350,7 +380,8 @@ stream_case() {
 # ---- main ----
 
 echo "# libtsm bench: $(uname -r), $(nproc) CPUs, build $build_dir," \
-	"quick=$quick, rounds=$rounds, TSM_NO_URING=${TSM_NO_URING:-unset}"
+	"quick=$quick, rounds=$rounds, secure=$secure," \
+	"TSM_NO_URING=${TSM_NO_URING:-unset}"
 for name in "${names[@]}"; do
 	case $name in
 	rt) for s in $rt_sizes; do rt_case rt "$s"; done ;;
