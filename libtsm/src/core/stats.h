@@ -41,6 +41,7 @@
 	X(ST_DROP_BAD_METADATA, "drop.bad_metadata")                        \
 	X(ST_DROP_CLOSED, "drop.closed")                                    \
 	X(ST_CRED_RELOADS, "security.reloads")                              \
+	X(ST_REKEYS, "security.rekeys")                                     \
 	X(ST_ERR_PROTO, "err.protocol")                                     \
 	X(ST_ERR_OUT_OF_STATE, "err.out_of_state")                          \
 	X(ST_R_NO_PEER_CERT, "reason.no_peer_cert")                         \

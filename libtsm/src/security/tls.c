@@ -956,6 +956,12 @@ static tsm_err tls_reverify(tsm__tls *t, tsm__tls_cfg *cfg, STACK_OF(X509) *vc)
 		                    untrusted);
 		X509_STORE_CTX_set_default(sctx, SSL_is_server(t->ssl) ? "ssl_client"
 		                                                       : "ssl_server");
+		/* The handshake's flags (CRL_CHECK_ALL, depth) live on the
+		 * SSL_CTX's parameters, not on the store. */
+		const X509_VERIFY_PARAM *cp = SSL_CTX_get0_param(cfg->ctx);
+		X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(sctx);
+		X509_VERIFY_PARAM_set_flags(vp, X509_VERIFY_PARAM_get_flags(cp));
+		X509_VERIFY_PARAM_set_depth(vp, X509_VERIFY_PARAM_get_depth(cp));
 		if (cfg->crl_soft_fail)
 			X509_STORE_CTX_set_verify_cb(sctx, tls_recheck_soft_cb);
 		e = TSM_OK;

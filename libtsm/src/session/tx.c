@@ -405,6 +405,7 @@ static bool tx_rekey(struct txb *b, unsigned lane)
 	q->body[0] = (uint8_t)lane;
 	if (!tx_ctrl_one(b, q))
 		return false;
+	tsm__stat_add(&s->ctx->stats, ST_REKEYS, 1);
 	return tsm__aead_ratchet(&s->sec->tx[lane]) == TSM_OK;
 }
 
