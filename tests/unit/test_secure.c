@@ -541,6 +541,80 @@ START_TEST(rekey_before_usage_limit)
 }
 END_TEST
 
+static void cp_atomic(const char *from, const char *to)
+{
+	char cmd[1400];
+	snprintf(cmd, sizeof(cmd), "cp %s %s.new && mv %s.new %s", from, to, to, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(reauth_before_not_after_loses_nothing)
+{
+	/* The publisher starts with a certificate valid for 10 s and rotates
+	 * to a long one on disk; the subscriber re-authenticates 8 s before
+	 * the old notAfter, the new session replaces the old one, and the
+	 * stream goes on with nothing lost and no CERT_EXPIRED. */
+	char cmd[700], cert[400], key[400];
+	struct node pub, sub;
+	make_pki();
+	snprintf(cmd, sizeof(cmd), "%s/tests/support/pki.sh %s issue a-pub-short "
+	         "spiffe://td-a.test/pub 10 >/dev/null", getenv("TSM_SRC_DIR"), pki);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cert, sizeof(cert), "%s/a-pub-short.chain.pem", pki);
+	snprintf(key, sizeof(key), "%s/a-pub-short.key", pki);
+	ck_assert_int_eq(node_open(&pub, "a-pub", policy_all, NULL), TSM_OK);
+	tsm_ctx_close(pub.ctx); /* made the files; reopen on copies we rotate */
+	tsm_ctx_params p;
+	tsm_ctx_params_init(&p);
+	char mycert[400], mykey[400];
+	snprintf(mycert, sizeof(mycert), "%s/rot-%d.pem", pki, (int)getpid());
+	snprintf(mykey, sizeof(mykey), "%s/rot-%d.key", pki, (int)getpid());
+	cp_atomic(cert, mycert);
+	cp_atomic(key, mykey);
+	p.cert_file = mycert;
+	p.key_file = mykey;
+	p.trust_file = pub.trust;
+	p.policy_file = pub.policy;
+	p.log_level = TSM_LOG_ERROR;
+	p.reload_interval = 100 * TSM_MSEC;
+	ck_assert_int_eq(tsm_ctx_open(&pub.ctx, &p), TSM_OK);
+	ck_assert_int_eq(node_open(&sub, "a-sub", policy_all, NULL), TSM_OK);
+	int port = listen_port(pub.ctx);
+	tsm_sub *s;
+	tsm_pub *pp;
+	ck_assert_int_eq(tsm_sub_open(&s, sub.ctx, "s/**", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pp, pub.ctx, "s/t", NULL), TSM_OK);
+	char url[128];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	sub.ctx->p.reauth_before = 8 * TSM_SEC; /* white-box: test timing */
+	ck_assert_int_eq(tsm_ctx_dial(sub.ctx, url), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pp, 1, 5 * TSM_SEC), TSM_OK);
+	/* Rotate the publisher's files (long-lived a-pub-rot), then stream
+	 * across the re-authentication. */
+	snprintf(cert, sizeof(cert), "%s/a-pub-rot.chain.pem", pki);
+	snprintf(key, sizeof(key), "%s/a-pub-rot.key", pki);
+	cp_atomic(key, mykey);
+	cp_atomic(cert, mycert);
+	int sent = 0, got = 0;
+	tsm_time end = tsm_now() + 5 * TSM_SEC;
+	while (tsm_now() < end) {
+		publish_n(pp, 1, 64, -1);
+		sent++;
+		got += drain(s, 0);
+		usleep(10 * 1000);
+	}
+	ck_assert_int_eq(tsm_pub_flush(pp, 5 * TSM_SEC), TSM_OK);
+	got += drain(s, 500 * TSM_MSEC);
+	ck_assert_int_eq(got, sent);
+	ck_assert_uint_ge(stat(sub.ctx, "session.established"), 2);
+	ck_assert_uint_ge(stat(sub.ctx, "session.duplicate"), 1);
+	ck_assert_uint_eq(stat(sub.ctx, "reason.cert_expired"), 0);
+	ck_assert_uint_ge(stat(pub.ctx, "security.reloads"), 1);
+	tsm_ctx_close(sub.ctx);
+	tsm_ctx_close(pub.ctx);
+}
+END_TEST
+
 START_TEST(missing_credentials_refused)
 {
 	tsm_ctx_params p;
@@ -572,6 +646,7 @@ int main(void)
 	tcase_add_test(tc, revoked_refused_at_handshake);
 	tcase_add_test(tc, rekey_before_usage_limit);
 	tcase_add_test(tc, missing_credentials_refused);
+	tcase_add_test(tc, reauth_before_not_after_loses_nothing);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -115,6 +115,10 @@ typedef struct tsm_ctx_params {
 	                                 before PEER_LOST; default 10 s
 	                                 (keepalive pings at a third) */
 	tsm_duration reconnect_max; /* cap of the dial back-off; default 5 s */
+	tsm_duration reauth_before; /* a dialer re-authenticates (a new session
+	                               replaces the old, make-before-break)
+	                               this long before the peer certificate's
+	                               notAfter; default 60 s */
 	uint32_t preauth_max;       /* handshakes pending at once; default 256 */
 	uint32_t preauth_per_source; /* ... from one source address; default 4 */
 	tsm_duration accept_backoff; /* pause after EMFILE; default 100 ms */
@@ -143,7 +147,8 @@ size_t tsm_ctx_params_size(void);
  * "progress" (blocking|busy_poll), "log_level" (error|warn|info|debug),
  * "publish_queue", "session_queue_bytes", "fragment_size",
  * "handshake_timeout_ms", "session_timeout_ms", "reconnect_max_ms",
- * "linger_ms", "reload_interval_ms", "preauth_max", "preauth_per_source".
+ * "linger_ms", "reload_interval_ms", "reauth_before_ms", "preauth_max",
+ * "preauth_per_source".
  * value is borrowed
  * like every string of tsm_ctx_params: it must live until tsm_ctx_open
  * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value

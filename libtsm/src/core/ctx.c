@@ -86,6 +86,8 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 		q->accept_backoff = 100 * TSM_MSEC;
 	if (!q->linger)
 		q->linger = TSM_SEC;
+	if (!q->reauth_before)
+		q->reauth_before = 60 * TSM_SEC;
 	if (!q->reload_interval)
 		q->reload_interval = TSM_SEC;
 	ctx->aead_alg = p->cipher;

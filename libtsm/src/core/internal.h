@@ -175,6 +175,9 @@ typedef struct tsm__dialer {
 	tsm_duration backoff;
 	tsm_time next_try;
 	uint64_t peer_node_id;     /* learned from its preface; 0 unknown */
+	int64_t reauth_from;       /* peer notAfter already re-authenticated
+	                              from: a replacement with no later one is
+	                              not retried (the peer did not renew) */
 	struct tsm__dialer *next;
 } tsm__dialer;
 
@@ -231,6 +234,7 @@ struct tsm_ctx {
 	struct tsm__filestamp { long long mtime_ns, size, ino; } stamps[5];
 	tsm_time next_reload_check;
 	uint64_t sec_epoch;        /* [P] bumped when policy/credentials change */
+	uint64_t dial_gen;         /* [P] generation of our latest dial */
 
 	tsm__stats stats;
 	tsm_time audit_last[24];   /* per reason: last log line (audit.c) */
@@ -242,6 +246,9 @@ void tsm__ctx_wake(tsm_ctx *ctx);
 void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_session_down(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_routes_dirty(tsm_ctx *ctx);
+/* tsm__ctx_redial: dial the peer of s again; the new session replaces s
+ * once established (make-before-break). */
+void tsm__ctx_redial(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_notify(tsm_ctx *ctx);
 void tsm__ctx_deliver_cb(tsm_ctx *ctx);
 /* tsm__ctx_local_subs returns matching local subs for a received topic. */

@@ -428,20 +428,42 @@ static uint64_t loop_initiator_id(const tsm_ctx *ctx, const tsm__session *s)
 	return s->initiator ? ctx->node_id : s->peer_node_id;
 }
 
-/* Both ends keep the session started by the smaller node id, so a pair
- * that dialed each other ends with exactly one session (design.md §3). */
+/* Which of two sessions with one peer stays (both ends decide alike):
+ * between different initiators, the smaller node id's; from the same
+ * initiator, the newer dial (a reconnect or a re-authentication). */
+static bool loop_keeps_first(const tsm_ctx *ctx, const tsm__session *a,
+                             const tsm__session *b)
+{
+	uint64_t ia = loop_initiator_id(ctx, a), ib = loop_initiator_id(ctx, b);
+	return ia != ib ? ia < ib : a->gen > b->gen;
+}
+
+/* One session per pair of nodes (design.md §3): the other one is retired,
+ * so what is queued on it still arrives (make-before-break). */
 static bool loop_dedupe(tsm_ctx *ctx, tsm__session *s)
 {
 	for (tsm__session *t = ctx->sessions; t; t = t->next) {
-		if (t == s || !tsm__session_up(t) || t->peer_node_id != s->peer_node_id)
+		if (t == s || !tsm__session_up(t) || t->retiring ||
+		    t->peer_node_id != s->peer_node_id)
 			continue;
-		uint64_t is = loop_initiator_id(ctx, s), it = loop_initiator_id(ctx, t);
-		tsm__session *loser = is < it ? t : s;
+		tsm__session *loser = loop_keeps_first(ctx, s, t) ? t : s;
 		tsm__stat_add(&ctx->stats, ST_SESS_DUPLICATE, 1);
-		tsm__session_close(loser, TSM_ECLOSED);
+		tsm__log(ctx, TSM_LOG_INFO, "session %s (%s): replaced, draining",
+		         loser->peer_addr, loser->peer_name);
+		tsm__session_retire(loser);
 		return loser == s;
 	}
 	return false;
+}
+
+void tsm__ctx_redial(tsm_ctx *ctx, tsm__session *s)
+{
+	tsm__dialer *d = s->dialer;
+	if (!d || atomic_load(&ctx->stopping))
+		return;
+	s->dialer = NULL; /* the old session lives on until replaced */
+	d->sess = NULL;
+	loop_dial(ctx, d);
 }
 
 static void loop_send_subs(tsm_ctx *ctx, tsm__session *s)
@@ -462,6 +484,8 @@ void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s)
 	if (loop_dedupe(ctx, s))
 		return;
 	s->counted_up = true;
+	if (s->dialer)
+		s->dialer->sess = s;
 	if (s->dialer)
 		s->dialer->backoff = DIAL_BACKOFF_MIN;
 	tsm__stat_add(&ctx->stats, ST_SESS_ESTABLISHED, 1);

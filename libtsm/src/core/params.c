@@ -137,7 +137,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		{"session_timeout_ms", offsetof(tsm_ctx_params, session_timeout)},
 		{"reconnect_max_ms", offsetof(tsm_ctx_params, reconnect_max)},
 		{"linger_ms", offsetof(tsm_ctx_params, linger)},
-		{"reload_interval_ms", offsetof(tsm_ctx_params, reload_interval)}};
+		{"reload_interval_ms", offsetof(tsm_ctx_params, reload_interval)},
+		{"reauth_before_ms", offsetof(tsm_ctx_params, reauth_before)}};
 	for (size_t i = 0; i < TSM_ARRAY_LEN(durs); i++)
 		if (strcmp(k, durs[i].k) == 0)
 			return set_ms((tsm_duration *)((char *)p + durs[i].off), k, v);

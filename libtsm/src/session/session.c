@@ -48,8 +48,10 @@ tsm_err tsm__session_new(tsm_ctx *ctx, int fd, bool initiator,
 	s->ctrl_tail = &s->ctrl_head;
 	s->state = SS_IDLE;
 	s->last_rx = tsm__now();
-	if (initiator)
+	if (initiator) {
 		sess_random(&s->session_id, sizeof(s->session_id));
+		s->gen = ++ctx->dial_gen;
+	}
 	tsm__stat_add(&ctx->stats, ST_SESS_OPENED, 1);
 	*out = s;
 	return TSM_OK;
@@ -84,8 +86,12 @@ static void sess_send_preface(tsm__session *s)
 	if (s->ctx->insecure)
 		p.flags |= TSM_PREFACE_INSECURE;
 	sess_random(p.nonce, sizeof(p.nonce));
-	if (s->initiator)
+	/* The initiator's nonce carries its session id and dial generation,
+	 * so both ends agree which of two sessions is newer (loop.c). */
+	if (s->initiator) {
 		memcpy(p.nonce, &s->session_id, sizeof(s->session_id));
+		tsm__st64(p.nonce + 8, s->gen);
+	}
 	tsm__wbuf_init(&w, body, sizeof(body));
 	tsm__preface_encode(&p, &w);
 	tsm__sec_record_preface(s, true, body, w.len);
@@ -157,8 +163,10 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 	s->peer_node_id = p.node_id;
 	memcpy(s->peer_name, p.name, p.name_len);
 	s->peer_name[p.name_len] = '\0';
-	if (!s->initiator)
+	if (!s->initiator) {
 		memcpy(&s->session_id, p.nonce, sizeof(s->session_id));
+		s->gen = tsm__le64(p.nonce + 8);
+	}
 	if (s->dialer)
 		s->dialer->peer_node_id = p.node_id;
 	if (p.node_id == s->ctx->node_id)
@@ -189,6 +197,32 @@ static void sess_on_reason(tsm__session *s, const uint8_t *b, size_t n,
 	if (reject)
 		tsm__stat_add(&s->ctx->stats, ST_SESS_REJECTED, 1);
 	tsm__session_close(s, r.code ? (tsm_err)r.code : TSM_ECLOSED);
+}
+
+/* CLOSE from an established peer: send what is still queued for it (it
+ * keeps reading until our CLOSE), then close (design.md §3 DRAINING). */
+static void sess_on_close(tsm__session *s, const uint8_t *b, size_t n)
+{
+	if (s->state != SS_DRAINING)
+		return sess_on_reason(s, b, n, false);
+	tsm__log(s->ctx, TSM_LOG_INFO, "session %s (%s): peer closes; draining",
+	         s->peer_addr, s->peer_name);
+	tsm__ctx_session_down(s->ctx, s);
+	if (!s->retiring)
+		tsm__session_retire(s);
+	s->close_reason = TSM_ECLOSED;
+	s->close_after_tx = true;
+	s->state_deadline = tsm__deadline_after(tsm__now(), s->ctx->p.linger);
+	tsm__session_pump(s);
+}
+
+void tsm__session_retire(tsm__session *s)
+{
+	if (s->retiring || s->state == SS_CLOSED)
+		return;
+	s->retiring = true;
+	tsm__ctx_session_down(s->ctx, s);
+	tsm__session_pump(s); /* sends CLOSE once the lanes are empty (tx.c) */
 }
 
 static bool sess_add_pattern(tsm__session *s, const uint8_t *p, size_t n)
@@ -320,8 +354,10 @@ bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
 		tsm__session_maybe_established(s);
 		break;
 	case TSM_F_REJECT:
+		sess_on_reason(s, body, h->body_len, true);
+		break;
 	case TSM_F_CLOSE:
-		sess_on_reason(s, body, h->body_len, h->type == TSM_F_REJECT);
+		sess_on_close(s, body, h->body_len);
 		break;
 	case TSM_F_CTRL:
 		e = sess_on_ctrl(s, body, h->body_len);
@@ -394,6 +430,25 @@ static bool sess_cert_expired(tsm__session *s)
 	return true;
 }
 
+/* security.md "Identity": a dialer opens a replacement session before the
+ * peer chain's notAfter; the newer session wins and this one drains
+ * (make-before-break). Without a renewed peer certificate the replacement
+ * fails and this session still closes at notAfter. */
+static void sess_reauth(tsm__session *s)
+{
+	if (!s->sec || !s->sec->keys || !s->dialer || s->reauth_started ||
+	    s->retiring || !s->sec->not_after)
+		return;
+	if (time(NULL) + s->ctx->p.reauth_before / TSM_SEC < s->sec->not_after ||
+	    s->sec->not_after <= s->dialer->reauth_from)
+		return;
+	s->reauth_started = true;
+	s->dialer->reauth_from = s->sec->not_after;
+	tsm__log(s->ctx, TSM_LOG_INFO, "session %s (%s): peer certificate ends "
+	         "soon: re-authenticating", s->peer_addr, s->peer_name);
+	tsm__ctx_redial(s->ctx, s);
+}
+
 tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 {
 	if (s->state == SS_CLOSED || sess_cert_expired(s))
@@ -403,8 +458,14 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 		return TSM_NEVER;
 	}
 	if (tsm__session_up(s)) {
+		sess_reauth(s);
 		sess_keepalive(s, now);
 		return now + s->ctx->p.session_timeout / (2 * TSM_KEEPALIVE_DIV);
+	}
+	if (s->state == SS_DRAINING && now >= s->state_deadline) {
+		tsm__stat_add(&s->ctx->stats, ST_SESS_TIMEOUT, 1);
+		tsm__session_close(s, TSM_ECLOSED); /* the peer stopped reading */
+		return TSM_NEVER;
 	}
 	if (tsm__fsm_waits(s->state) && now >= s->state_deadline) {
 		tsm__audit(s->ctx, TSM_ERR_HANDSHAKE_TIMEOUT, s->peer_addr, NULL,

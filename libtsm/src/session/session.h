@@ -83,7 +83,12 @@ struct tsm__session {
 	bool initiator;
 	bool accept_rcvd, accept_sent;
 	bool counted_up;
-	bool close_after_tx;      /* REJECT queued: close once it is sent */
+	bool close_after_tx;      /* refusal or CLOSE queued: close once the
+	                             queues are sent */
+	bool retiring;            /* replaced: drain, then CLOSE */
+	bool close_sent;
+	bool reauth_started;      /* a replacement session was dialed */
+	uint64_t gen;             /* initiator's dial generation (preface) */
 	tsm_err close_reason;
 	uint64_t session_id;
 	uint64_t peer_node_id;
@@ -134,6 +139,9 @@ void tsm__session_free(tsm__session *s);
 bool tsm__session_step(tsm__session *s, tsm__sevent ev);
 /* tsm__session_reject sends REJECT(reason) and closes once it is sent. */
 void tsm__session_reject(tsm__session *s, tsm_err reason, const char *why);
+/* tsm__session_retire: another session to the same peer replaces this
+ * one: no new data goes to it, what is queued is sent, then CLOSE. */
+void tsm__session_retire(tsm__session *s);
 /* tsm__session_maybe_established: both ACCEPTs seen -> ESTABLISHED. */
 void tsm__session_maybe_established(tsm__session *s);
 /* tsm__session_tick runs timers; returns the next time it needs a tick. */

@@ -440,6 +440,30 @@ static void tx_data(struct txb *b)
 	}
 }
 
+static bool tx_lanes_empty(const tsm__session *s)
+{
+	return tx_pick_lane(s) < 0;
+}
+
+/* Nothing left to send: a retiring session says CLOSE now, and one that
+ * only waited to flush its refusal or CLOSE closes. */
+static void tx_finish(tsm__session *s)
+{
+	if (s->tx_busy || s->ctrl_head || !tx_lanes_empty(s))
+		return;
+	if (s->retiring && !s->close_sent) {
+		uint8_t body[8] = {0};
+		tsm__st32(body, (uint32_t)TSM_ECLOSED);
+		s->close_sent = true;
+		tsm__session_send_frame(s, TSM_F_CLOSE, body, 6);
+		if (tsm__session_step(s, SE_CLOSE))
+			tsm__session_pump(s);
+		return;
+	}
+	if (s->close_after_tx)
+		tsm__session_close(s, s->close_reason);
+}
+
 void tsm__session_pump(tsm__session *s)
 {
 	if (s->tx_busy || s->state == SS_CLOSED || s->conn.closing ||
@@ -448,10 +472,10 @@ void tsm__session_pump(tsm__session *s)
 	struct txb b = {.s = s};
 	s->conn.iovcnt = 0;
 	tx_ctrl(&b);
-	if (tsm__session_up(s))
+	if (tsm__session_up(s) || s->state == SS_DRAINING)
 		tx_data(&b);
 	if (b.total == 0)
-		return;
+		return tx_finish(s);
 	s->tx_busy = true;
 	s->tx_total = b.total;
 	tsm__stat_add(&s->ctx->stats, ST_TX_SENDS, 1);
@@ -497,8 +521,6 @@ void tsm__session_on_send(tsm__session *s, long n, tsm_err err)
 	}
 	s->tx_busy = false;
 	tsm__session_tx_release(s);
-	if (s->close_after_tx && !s->ctrl_head)
-		return tsm__session_close(s, s->close_reason);
 	tsm__session_pump(s);
 }
 
