@@ -3,6 +3,7 @@
  * subscriber back-pressure policy, blocking and busy-poll receive, and
  * the delivery thread that runs callbacks (never the progress thread).
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,11 +212,19 @@ static tsm_msg *sub_pop_live(struct tsm_sub *s)
 	return NULL;
 }
 
+/* Busy-poll receive: spin briefly, then yield between checks, so that
+ * the progress thread gets the core when both share one. */
 static void sub_spin(struct tsm_sub *s, tsm_time dl)
 {
-	while (!atomic_load_explicit(&s->avail, memory_order_acquire) &&
-	       !s->closing && tsm__now() < dl)
-		__builtin_ia32_pause();
+	for (unsigned i = 0; !atomic_load_explicit(&s->avail, memory_order_acquire) &&
+	                     !s->closing; i++) {
+		if ((i & 255) == 255 && tsm__now() >= dl)
+			return;
+		if (i < 64)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+	}
 }
 
 TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)

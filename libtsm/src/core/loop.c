@@ -10,6 +10,7 @@
  * really asleep.
  */
 #include <arpa/inet.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,12 +447,16 @@ static bool loop_dedupe(tsm_ctx *ctx, tsm__session *s)
 		if (t == s || !tsm__session_up(t) || t->retiring ||
 		    t->peer_node_id != s->peer_node_id)
 			continue;
-		tsm__session *loser = loop_keeps_first(ctx, s, t) ? t : s;
+		bool keep_s = loop_keeps_first(ctx, s, t);
+		tsm__session *loser = keep_s ? t : s;
 		tsm__stat_add(&ctx->stats, ST_SESS_DUPLICATE, 1);
 		tsm__log(ctx, TSM_LOG_INFO, "session %s (%s): replaced, draining",
 		         loser->peer_addr, loser->peer_name);
-		tsm__session_retire(loser);
-		return loser == s;
+		if (keep_s)
+			tsm__session_replace(s, t);
+		else
+			tsm__session_retire(s);
+		return !keep_s;
 	}
 	return false;
 }
@@ -710,7 +715,10 @@ static bool loop_has_input(tsm_ctx *ctx)
 static void loop_wait(tsm_ctx *ctx, tsm_time deadline)
 {
 	if (ctx->busy) {
-		ctx->io_ops->wait(ctx->io, 0);
+		/* Busy-poll: never sleep, but give the core away when idle, so a
+		 * receiver spinning on the same core runs at once. */
+		if (ctx->io_ops->wait(ctx->io, 0) == 0 && !loop_has_input(ctx))
+			sched_yield();
 		return;
 	}
 	atomic_store(&ctx->sleeping, true);

@@ -68,7 +68,8 @@ static size_t rx_need(const tsm__session *s)
 
 void tsm__session_rx_arm(tsm__session *s)
 {
-	if (s->rx_armed || s->npend || s->state == SS_CLOSED || s->conn.closing)
+	if (s->rx_armed || s->npend || s->predecessor || s->state == SS_CLOSED ||
+	    s->conn.closing)
 		return;
 	if (!rx_make_room(s, s->rxb ? rx_need(s) : TSM_RX_BLOCK))
 		return rx_fail(s, tsm__err_set(TSM_ENOMEM, "receive block"));
@@ -99,7 +100,8 @@ static bool rx_seq_ok(tsm__session *s, const tsm__fhdr *h)
 
 static void rx_parse(tsm__session *s)
 {
-	while (s->state != SS_CLOSED && s->npend == 0 && !s->close_after_tx) {
+	while (s->rxb && s->state != SS_CLOSED && s->npend == 0 &&
+	       !s->close_after_tx && !s->predecessor) {
 		size_t have = s->rx_len - s->rx_off;
 		tsm__fhdr h;
 		tsm_err e = tsm__fhdr_decode(s->rxb->data + s->rx_off, have,

@@ -216,6 +216,29 @@ static void sess_on_close(tsm__session *s, const uint8_t *b, size_t n)
 	tsm__session_pump(s);
 }
 
+void tsm__session_replace(tsm__session *heir, tsm__session *old)
+{
+	tsm__session_inherit(heir, old);
+	heir->predecessor = old;
+	old->successor = heir;
+	tsm__session_retire(old);
+}
+
+/* The replaced session is gone: its heir may read now. */
+static void sess_unlink_succession(tsm__session *s)
+{
+	if (s->successor) {
+		tsm__session *h = s->successor;
+		h->predecessor = NULL;
+		s->successor = NULL;
+		tsm__session_rx_resume(h);
+	}
+	if (s->predecessor) {
+		s->predecessor->successor = NULL;
+		s->predecessor = NULL;
+	}
+}
+
 void tsm__session_retire(tsm__session *s)
 {
 	if (s->retiring || s->state == SS_CLOSED)
@@ -225,29 +248,63 @@ void tsm__session_retire(tsm__session *s)
 	tsm__session_pump(s); /* sends CLOSE once the lanes are empty (tx.c) */
 }
 
-static bool sess_add_pattern(tsm__session *s, const uint8_t *p, size_t n)
+/* Peer subscriptions are kept as "r<pattern>" (received on this session)
+ * or "i<pattern>" (inherited from the session this one replaced, until the
+ * peer's own SUBSCRIBE for it arrives here), so that a replacement session
+ * routes exactly what the old one did from its first moment. */
+static bool sess_push_pattern(tsm__session *s, char kind, const char *p, size_t n)
 {
 	if (s->npatterns >= TSM_SESS_MAX_PATTERNS)
 		return false;
 	char **v = realloc(s->patterns, (s->npatterns + 1) * sizeof(*v));
-	if (!v)
+	char *e = v ? malloc(n + 2) : NULL;
+	if (v)
+		s->patterns = v;
+	if (!e)
 		return false;
-	s->patterns = v;
-	if (!(v[s->npatterns] = strndup((const char *)p, n)))
-		return false;
-	s->npatterns++;
+	e[0] = kind;
+	memcpy(e + 1, p, n);
+	e[n + 1] = '\0';
+	v[s->npatterns++] = e;
 	return true;
+}
+
+static int sess_find_pattern(const tsm__session *s, char kind, const uint8_t *p,
+                             size_t n)
+{
+	for (uint32_t i = 0; i < s->npatterns; i++)
+		if (s->patterns[i][0] == kind && strlen(s->patterns[i] + 1) == n &&
+		    memcmp(s->patterns[i] + 1, p, n) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool sess_add_pattern(tsm__session *s, const uint8_t *p, size_t n)
+{
+	int i = sess_find_pattern(s, 'i', p, n);
+	if (i >= 0) {
+		s->patterns[i][0] = 'r';
+		return true;
+	}
+	return sess_push_pattern(s, 'r', (const char *)p, n);
 }
 
 static void sess_del_pattern(tsm__session *s, const uint8_t *p, size_t n)
 {
-	for (uint32_t i = 0; i < s->npatterns; i++) {
-		if (strlen(s->patterns[i]) == n && memcmp(s->patterns[i], p, n) == 0) {
-			free(s->patterns[i]);
-			s->patterns[i] = s->patterns[--s->npatterns];
-			return;
-		}
-	}
+	int i = sess_find_pattern(s, 'r', p, n);
+	if (i < 0)
+		i = sess_find_pattern(s, 'i', p, n);
+	if (i < 0)
+		return;
+	free(s->patterns[i]);
+	s->patterns[i] = s->patterns[--s->npatterns];
+}
+
+void tsm__session_inherit(tsm__session *heir, const tsm__session *old)
+{
+	for (uint32_t i = 0; i < old->npatterns; i++)
+		sess_push_pattern(heir, 'i', old->patterns[i] + 1,
+		                  strlen(old->patterns[i] + 1));
 }
 
 static tsm_err sess_on_topic(tsm__session *s, const tsm__ctrl *c)
@@ -388,6 +445,7 @@ void tsm__session_close(tsm__session *s, tsm_err reason)
 		return;
 	bool was_up = tsm__session_up(s);
 	s->state = SS_CLOSED;
+	sess_unlink_succession(s);
 	if (!s->close_reason)
 		s->close_reason = reason;
 	if (tsm_err_class(reason) == TSM_EPROTO)

@@ -86,6 +86,9 @@ struct tsm__session {
 	bool close_after_tx;      /* refusal or CLOSE queued: close once the
 	                             queues are sent */
 	bool retiring;            /* replaced: drain, then CLOSE */
+	/* A replacement session reads nothing until the one it replaces is
+	 * closed, so per-lane order holds across the switch. */
+	struct tsm__session *predecessor, *successor;
 	bool close_sent;
 	bool reauth_started;      /* a replacement session was dialed */
 	uint64_t gen;             /* initiator's dial generation (preface) */
@@ -108,7 +111,7 @@ struct tsm__session {
 	uint32_t npend, pend_head, cappend;
 	tsm__rtopic *rtopics;     /* indexed by peer topic id */
 	uint32_t nrtopics;
-	char **patterns;          /* peer's subscriptions */
+	char **patterns;          /* peer's subscriptions (see session.c) */
 	uint32_t npatterns;
 
 	/* tx */
@@ -142,6 +145,10 @@ void tsm__session_reject(tsm__session *s, tsm_err reason, const char *why);
 /* tsm__session_retire: another session to the same peer replaces this
  * one: no new data goes to it, what is queued is sent, then CLOSE. */
 void tsm__session_retire(tsm__session *s);
+/* tsm__session_replace: heir takes over old's subscriptions now, and
+ * reads only once old has drained and closed; old is retired. */
+void tsm__session_replace(tsm__session *heir, tsm__session *old);
+void tsm__session_inherit(tsm__session *heir, const tsm__session *old);
 /* tsm__session_maybe_established: both ACCEPTs seen -> ESTABLISHED. */
 void tsm__session_maybe_established(tsm__session *s);
 /* tsm__session_tick runs timers; returns the next time it needs a tick. */

@@ -557,7 +557,7 @@ void tsm__session_tx_purge(tsm__session *s)
 bool tsm__session_wants(const tsm__session *s, const tsm__topic *t)
 {
 	for (uint32_t i = 0; i < s->npatterns; i++)
-		if (tsm__topic_match(s->patterns[i], strlen(s->patterns[i]), t->name,
+		if (tsm__topic_match(s->patterns[i] + 1, strlen(s->patterns[i] + 1), t->name,
 		                     t->len))
 			return true;
 	return false;
