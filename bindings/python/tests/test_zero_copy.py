@@ -110,6 +110,9 @@ def test_release_refuses_while_a_slice_is_alive(ctx):
         assert isinstance(ei.value, BufferError)
         assert not msg.released
         assert bytes(part) == b"234"          # still valid: nothing freed
+        with pytest.raises(tsm.BufferInUse):  # and again, without new views
+            msg.release()
+        assert bytes(part) == b"234"
         assert msg.data.tobytes() == b"0123456789"
         del part
         msg.release()

@@ -99,6 +99,9 @@ class Message:
     def release(self):
         """Frees the message now. Raises BufferInUse (and frees nothing)
         while a slice or other export of ``data`` is alive. Idempotent."""
+        if not self._made and not self._arrays:   # no view made: just free
+            self._owner.free()
+            return
         if not self._owner.ptr:
             return
         busy, why = [], []
@@ -109,7 +112,13 @@ class Message:
                 busy.append(v)
                 why.append(str(e))
         self._made = tuple(busy[::-1])
-        if not any(v is self._view for v in busy):
+        if not busy:
+            self._view = None
+            if all(w() is None for w in self._arrays):
+                self._arrays = ()
+                self._owner.free()
+                return
+        elif not any(v is self._view for v in busy):
             self._view = None
         self._arrays = tuple(w for w in self._arrays if w() is not None)
         if busy or self._arrays:
