@@ -181,3 +181,23 @@ def test_wait_peers_times_out():
     with tsm.Context(insecure=True) as c:
         with pytest.raises(tsm.Timeout):
             c.wait_peers(1, timeout=0.25)   # spans several 0.1 s slices
+
+
+def test_unreferenced_callback_subscriber_keeps_running(ctx):
+    import gc
+    done = threading.Event()
+    ctx.subscriber("pin", callback=lambda m: done.set())   # not kept
+    gc.collect()
+    ctx.publisher("pin").publish(b"x")
+    assert done.wait(LIMIT)
+
+
+def test_unreferenced_recv_subscriber_is_closed(ctx):
+    import gc
+    import weakref
+    sub = ctx.subscriber("gone")
+    ref = weakref.ref(sub)
+    del sub
+    gc.collect()
+    assert ref() is None
+    ctx.publisher("gone").publish(b"x")   # nobody queues it

@@ -79,6 +79,7 @@ class Context:
         self._children = weakref.WeakSet()
         self._children_lock = threading.RLock()
         self._thunks = []
+        self._pinned = set()    # callback subscribers, kept until closed
         self.insecure = bool(insecure)
         _live.add(self)
 

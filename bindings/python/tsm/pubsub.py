@@ -231,6 +231,9 @@ class Subscriber:
     ``for msg in sub:`` yields messages until the subscriber or its
     context is closed; ``sub.iter(timeout=s)`` also stops after s
     seconds without a message.
+
+    A subscriber nobody references any more is closed, except in callback
+    mode: the context keeps those until they or the context are closed.
     """
 
     def __init__(self, ctx, pattern, *, queue_depth=None, backpressure=None,
@@ -299,6 +302,11 @@ class Subscriber:
             # returns, and after tsm_sub_close: the context keeps every
             # thunk until tsm_ctx_close has joined its delivery thread.
             self.context._keep(cb)
+            # A callback subscriber is often not referenced by its user:
+            # the context holds it until it (or the context) is closed.
+            self.context._pinned.add(self)
+        else:
+            self.context._pinned.discard(self)
 
     @property
     def closed(self):
@@ -315,6 +323,7 @@ class Subscriber:
         if ptr:
             lib.tsm_sub_close(ptr)
             self.context._forget(self)
+            self.context._pinned.discard(self)
 
     def __enter__(self):
         return self
