@@ -660,7 +660,7 @@ START_TEST(rec_bad_fields)
 {
 	tsm__rec r = plain_rec(0, 1); /* topic ids start at 1 */
 	CK_ERR(rec_one(&r, 0, 100), TSM_ERR_BAD_FIELD);
-	for (unsigned bit = 3; bit < 16; bit++) {
+	for (unsigned bit = 5; bit < 16; bit++) { /* 3 ABORT §7.1, 4 TS §6.1 */
 		r = plain_rec(1, 1);
 		r.flags = (uint16_t)(1u << bit);
 		CK_ERR(rec_one(&r, 0, 100), TSM_ERR_BAD_FIELD);
@@ -742,6 +742,47 @@ START_TEST(rec_fragment_rules)
 	CK_ERR(rec_one(&r, TSM_FF_FRAGMENT, 1000), TSM_ERR_BAD_FRAGMENT);
 	r = frag_rec(3, 4, 10, true);
 	CK_ERR(rec_one(&r, TSM_FF_FRAGMENT, 1000), TSM_OK);
+}
+END_TEST
+
+START_TEST(rec_timestamp_round_trip)
+{
+	uint8_t b[256];
+	tsm__wbuf w;
+	tsm__rcur c;
+	tsm__rec d, r = frag_rec(1, 4, 100, false);
+	r.flags |= TSM_REC_TS;
+	r.ts = 0x1122334455667788ull;
+	tsm__wbuf_init(&w, b, sizeof(b));
+	tsm__rec_encode_hdr(&r, &w);
+	ck_assert_uint_eq(w.len, tsm__rec_hdr_len(&r));
+	ck_assert_uint_eq(w.len, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + TSM_REC_TS_LEN);
+	tsm__wbuf_bytes(&w, "abcd", 4);
+	tsm__rcur_init(&c, b, w.len);
+	CK_ERR(tsm__rec_next(&c, TSM_FF_FRAGMENT, 1000, &d), TSM_OK);
+	ck_assert_uint_eq(d.ts, r.ts);
+	ck_assert(memcmp(d.payload, "abcd", 4) == 0);
+	tsm__rcur_init(&c, b, w.len - 5); /* cut inside the timestamp */
+	CK_ERR(tsm__rec_next(&c, TSM_FF_FRAGMENT, 1000, &d), TSM_ERR_TRUNCATED);
+}
+END_TEST
+
+START_TEST(rec_abort_rules)
+{
+	tsm__rec r = frag_rec(2, 0, 100, true);
+	r.flags |= TSM_REC_ABORT;
+	CK_ERR(rec_one(&r, TSM_FF_FRAGMENT, 1000), TSM_OK);
+	r.frag_index = 0; /* nothing was started */
+	CK_ERR(rec_one(&r, TSM_FF_FRAGMENT, 1000), TSM_ERR_BAD_FRAGMENT);
+	r = frag_rec(2, 1, 100, true); /* an abort carries no payload */
+	r.flags |= TSM_REC_ABORT;
+	CK_ERR(rec_one(&r, TSM_FF_FRAGMENT, 1000), TSM_ERR_BAD_FRAGMENT);
+	r = frag_rec(2, 0, 100, false); /* ... and is the last fragment */
+	r.flags |= TSM_REC_ABORT;
+	CK_ERR(rec_one(&r, TSM_FF_FRAGMENT, 1000), TSM_ERR_BAD_FRAGMENT);
+	r = plain_rec(1, 0); /* ... of a fragmented message */
+	r.flags = TSM_REC_ABORT;
+	CK_ERR(rec_one(&r, 0, 1000), TSM_ERR_BAD_FRAGMENT);
 }
 END_TEST
 
@@ -969,6 +1010,8 @@ static Suite *frame_suite(void)
 	tcase_add_test(data, rec_lying_lengths);
 	tcase_add_test(data, rec_sizes);
 	tcase_add_test(data, rec_fragment_rules);
+	tcase_add_test(data, rec_abort_rules);
+	tcase_add_test(data, rec_timestamp_round_trip);
 	tcase_add_test(data, rec_fragment_meta_and_reserved);
 	tcase_add_test(data, rec_fragment_frame_holds_one);
 	tcase_add_test(fuzz, fuzz_mutations);

@@ -383,6 +383,12 @@ static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "fragment %u of message %llu "
 		                    "out of order or inconsistent", r->frag_index,
 		                    (unsigned long long)r->msg_id);
+	if (r->flags & TSM_REC_ABORT) { /* §7.1: expired at the sender */
+		if (l->rs_msg)
+			tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		rx_rs_reset(l);
+		return TSM_OK;
+	}
 	bool last = r->flags & TSM_REC_LAST;
 	if (last != (l->rs_got + r->payload_len == l->rs_total))
 		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "message %llu: LAST flag does "
@@ -468,6 +474,27 @@ void tsm__session_rx_data(tsm__session *s, const tsm__fhdr *h,
 		if (e)
 			return rx_fail(s, e);
 	}
+}
+
+/* Reassemblies whose deadline passed are dropped even when no further
+ * fragment comes (design.md §5: every queue); returns the next check. */
+tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now)
+{
+	tsm_time next = TSM_NEVER;
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++) {
+		tsm__lane *l = &s->lanes[i];
+		if (!l->rs_msg || l->rs_msg->deadline == TSM_NEVER)
+			continue;
+		if (now < l->rs_msg->deadline) {
+			next = TSM_MIN(next, l->rs_msg->deadline);
+			continue;
+		}
+		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		tsm_msg_free(l->rs_msg);
+		l->rs_msg = NULL;
+		l->rs_discard = true; /* its remaining fragments are skipped */
+	}
+	return next;
 }
 
 void tsm__session_rx_free(tsm__session *s)

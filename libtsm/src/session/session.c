@@ -518,7 +518,9 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 	if (tsm__session_up(s)) {
 		sess_reauth(s);
 		sess_keepalive(s, now);
-		return now + s->ctx->p.session_timeout / (2 * TSM_KEEPALIVE_DIV);
+		tsm_time next = tsm__session_rx_expire(s, now);
+		return TSM_MIN(next, now + s->ctx->p.session_timeout /
+		                              (2 * TSM_KEEPALIVE_DIV));
 	}
 	if (s->state == SS_DRAINING && now >= s->state_deadline) {
 		tsm__stat_add(&s->ctx->stats, ST_SESS_TIMEOUT, 1);

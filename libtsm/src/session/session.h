@@ -164,6 +164,7 @@ void tsm__session_rx_data(tsm__session *s, const tsm__fhdr *h,
 bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
                            const uint8_t *body);
 void tsm__session_rx_free(tsm__session *s);
+tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now);
 
 /* tx.c */
 /* tsm__session_enqueue queues m on its lane (takes a reference). */

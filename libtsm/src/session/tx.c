@@ -89,6 +89,35 @@ static tsm_err tx_declare(tsm__session *s, const tsm__topic *t)
 	return e;
 }
 
+/*
+ * design.md §5: earliest deadline first inside a lane; equal deadlines
+ * (and no deadline, TSM_NEVER, last) keep publish order. A message whose
+ * fragments have started stays first: fragments of a lane never
+ * interleave (§7). The common case, a deadline no earlier than the tail's,
+ * appends in O(1).
+ */
+static void tx_insert_edf(tsm__lane *l, tsm__txq *q)
+{
+	tsm_time dl = q->m->deadline;
+	if (!l->tail || l->tail->m->deadline <= dl) {
+		if (l->tail)
+			l->tail->next = q;
+		else
+			l->head = q;
+		l->tail = q;
+		return;
+	}
+	tsm__txq **pp = &l->head;
+	if ((*pp)->off > 0)
+		pp = &(*pp)->next; /* in progress: keep it at the head */
+	while (*pp && (*pp)->m->deadline <= dl)
+		pp = &(*pp)->next;
+	q->next = *pp;
+	*pp = q;
+	if (!q->next) /* behind an in-progress head that was the tail */
+		l->tail = q;
+}
+
 void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
 {
 	if (!tx_declared(s, m->topic->id) && tx_declare(s, m->topic) != TSM_OK) {
@@ -101,12 +130,7 @@ void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
 		return;
 	}
 	*q = (tsm__txq){tsm__omsg_ref(m), 0, 0, NULL};
-	tsm__lane *l = &s->lanes[m->prio];
-	if (l->tail)
-		l->tail->next = q;
-	else
-		l->head = q;
-	l->tail = q;
+	tx_insert_edf(&s->lanes[m->prio], q);
 	s->queued_bytes += m->len;
 }
 
@@ -333,6 +357,26 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 	return true;
 }
 
+/* A started message expired in the send queue: its remaining fragments
+ * are dropped and the receiver told so with an ABORT record (§7.1). */
+static bool tx_abort(struct txb *b, int li, tsm_time now)
+{
+	tsm__session *s = b->s;
+	tsm__txq *q = s->lanes[li].head;
+	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN);
+	if (!hdr)
+		return false;
+	tsm__rec r = {.topic_id = q->m->topic->id, .msg_id = q->m->id,
+	              .flags = TSM_REC_FRAG | TSM_REC_LAST | TSM_REC_ABORT,
+	              .total_len = q->m->len, .frag_index = q->frag_index};
+	size_t body = tx_record(b, &r, NULL, NULL, true);
+	tx_frame_end(b, hdr, (uint8_t)li, TSM_FF_FRAGMENT, r.topic_id, 0, body);
+	tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+	(void)now;
+	tx_pop(s, &s->lanes[li]);
+	return true;
+}
+
 /* One fragment of the large message at the head of lane li (§7). */
 static bool tx_fragment(struct txb *b, int li, tsm_time now)
 {
@@ -340,6 +384,8 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 	tsm__lane *l = &s->lanes[li];
 	tsm__txq *q = l->head;
 	tsm__omsg *m = q->m;
+	if (q->off > 0 && m->deadline <= now)
+		return tx_abort(b, li, now);
 	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + TSM_META_MAX);
 	if (!hdr)
 		return false;

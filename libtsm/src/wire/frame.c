@@ -391,10 +391,24 @@ static tsm_err rec_frag_ext(struct rd *r, tsm__rec *rec, uint64_t max_msg)
 	return TSM_OK;
 }
 
+/* §7.1: an ABORT ends a message that was started (index > 0) with no
+ * payload and no metadata, and it is the last fragment. */
+static tsm_err rec_abort_rule(const tsm__rec *rec)
+{
+	bool ok = (rec->flags & TSM_REC_FRAG) && (rec->flags & TSM_REC_LAST) &&
+	          !(rec->flags & TSM_REC_META) && rec->payload_len == 0 &&
+	          rec->frag_index > 0;
+	return ok ? TSM_OK
+	          : tsm__err_set(TSM_ERR_BAD_FRAGMENT, "DATA record: ABORT needs "
+	                         "FRAG|LAST, index > 0, no payload or metadata");
+}
+
 /* rec_frag_sizes: §7 consistency a single fragment can show on its own. */
 static tsm_err rec_frag_sizes(const tsm__rec *rec)
 {
 	bool last = rec->flags & TSM_REC_LAST;
+	if (rec->flags & TSM_REC_ABORT)
+		return rec_abort_rule(rec);
 	if (rec->payload_len == 0 || rec->payload_len > rec->total_len)
 		return tsm__err_set(TSM_ERR_BAD_FRAGMENT,
 		                    "DATA record: fragment payload_len %u not in "
@@ -418,6 +432,8 @@ static tsm_err rec_sizes(struct rd *r, tsm__rec *rec, uint64_t max_msg)
 		TRY(rec_frag_ext(r, rec, max_msg));
 		return rec_frag_sizes(rec);
 	}
+	if (rec->flags & TSM_REC_ABORT)
+		return rec_abort_rule(rec); /* refused: ABORT needs FRAG */
 	if (rec->payload_len > max_msg)
 		return tsm__err_set(TSM_ERR_FRAME_TOO_LARGE,
 		                    "DATA record: payload_len %u > %llu at byte 8",
@@ -438,6 +454,8 @@ tsm_err tsm__rec_next(tsm__rcur *c, uint8_t frame_flags, uint64_t max_msg,
 	TRY(rec_meta_rule(out));
 	TRY(rec_frag_flags(out, frame_flags));
 	TRY(rec_sizes(&r, out, max_msg));
+	if (out->flags & TSM_REC_TS) /* §6.1 */
+		TRY(rd_u64(&r, "ts", &out->ts));
 	TRY(rd_bytes(&r, "meta", out->meta_len, &out->meta));
 	TRY(rd_bytes(&r, "payload", out->payload_len, &out->payload));
 	if ((frame_flags & TSM_FF_FRAGMENT) && r.c.left != 0)
@@ -456,11 +474,13 @@ void tsm__rec_encode_hdr(const tsm__rec *r, tsm__wbuf *w)
 	tsm__wbuf_u32(w, r->payload_len);
 	tsm__wbuf_u32(w, r->budget_us);
 	tsm__wbuf_u64(w, r->msg_id);
-	if (!(r->flags & TSM_REC_FRAG))
-		return;
-	tsm__wbuf_u64(w, r->total_len);
-	tsm__wbuf_u32(w, r->frag_index);
-	tsm__wbuf_u32(w, 0); /* reserved */
+	if (r->flags & TSM_REC_FRAG) {
+		tsm__wbuf_u64(w, r->total_len);
+		tsm__wbuf_u32(w, r->frag_index);
+		tsm__wbuf_u32(w, 0); /* reserved */
+	}
+	if (r->flags & TSM_REC_TS)
+		tsm__wbuf_u64(w, r->ts);
 }
 
 /* ---- §8 CTRL ------------------------------------------------------------ */

@@ -107,7 +107,11 @@ void tsm__reason_encode(const tsm__reason *r, tsm__wbuf *w);
 #define TSM_REC_META 0x0001u  /* meta_len bytes of msgpack metadata follow */
 #define TSM_REC_FRAG 0x0002u  /* a fragment: the fragment extension follows */
 #define TSM_REC_LAST 0x0004u  /* last fragment of its message */
-#define TSM_REC__KNOWN 0x0007u
+#define TSM_REC_ABORT 0x0008u /* FRAG|LAST, no payload: the rest of the
+                                 message is dropped (expired) (§7.1) */
+#define TSM_REC_TS 0x0010u    /* an 8-byte send timestamp follows (§6.1) */
+#define TSM_REC__KNOWN 0x001Fu
+#define TSM_REC_TS_LEN 8u
 #define TSM_REC_HDR_LEN 24u
 #define TSM_REC_FRAG_LEN 16u
 
@@ -121,6 +125,7 @@ typedef struct tsm__rec {
 	/* fragment extension (TSM_REC_FRAG only) */
 	uint64_t total_len;     /* whole message length */
 	uint32_t frag_index;    /* 0, 1, ... */
+	uint64_t ts;            /* TSM_REC_TS: sender's monotonic ns at publish */
 	const uint8_t *meta;    /* into the body (decode) */
 	const uint8_t *payload; /* into the body (decode) */
 } tsm__rec;
@@ -139,7 +144,8 @@ tsm_err tsm__rec_next(tsm__rcur *c, uint8_t frame_flags, uint64_t max_msg,
 /* tsm__rec_hdr_len returns the encoded header size of r (24 or 40). */
 static inline size_t tsm__rec_hdr_len(const tsm__rec *r)
 {
-	return TSM_REC_HDR_LEN + ((r->flags & TSM_REC_FRAG) ? TSM_REC_FRAG_LEN : 0);
+	return TSM_REC_HDR_LEN + ((r->flags & TSM_REC_FRAG) ? TSM_REC_FRAG_LEN : 0) +
+	       ((r->flags & TSM_REC_TS) ? TSM_REC_TS_LEN : 0);
 }
 
 /*
