@@ -71,7 +71,7 @@ START_TEST(qos_by_name)
 	ck_assert_int_eq(q.reliability, TSM_BEST_EFFORT);
 	ck_assert_int_eq(q.backpressure, TSM_BP_LATEST_ONLY);
 	ck_assert_uint_eq(q.queue_depth, 7);
-	ck_assert_int_eq(tsm_qos_set(&q, "priority", "8"), TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm_qos_set(&q, "priority", "8"), TSM_ERR_BAD_PRIORITY);
 	ck_assert_int_eq(tsm_qos_set(&q, "backpressure", "drop"), TSM_ERR_BAD_PARAMS);
 	ck_assert_int_eq(tsm_qos_set(&q, "colour", "red"), TSM_ERR_BAD_PARAMS);
 	ck_assert_uint_eq(q.priority, 2); /* a refused set changes nothing */

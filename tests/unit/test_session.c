@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "session/session.h"
 #include "wire/frame.h"
 
 static tsm_ctx *open_ctx(const char *name)
@@ -434,6 +435,225 @@ START_TEST(callback_delivery)
 }
 END_TEST
 
+
+/* --- deadlines and priorities (design.md §5) ---------------------------- */
+
+START_TEST(edf_within_lane)
+{
+	tsm__omsg m[6];
+	tsm__txq q[6];
+	tsm__lane l = {0};
+	/* deadlines: 50, NEVER, 20, 50, 10, NEVER (publish order) */
+	const tsm_time dl[6] = {50, TSM_NEVER, 20, 50, 10, TSM_NEVER};
+	for (int i = 0; i < 6; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].deadline = dl[i];
+		m[i].id = (uint64_t)i;
+		q[i] = (tsm__txq){&m[i], 0, 0, NULL};
+		tsm__lane_insert_edf(&l, &q[i]);
+	}
+	/* earliest deadline first; equal deadlines and NEVER keep order */
+	const uint64_t want[6] = {4, 2, 0, 3, 1, 5};
+	int i = 0;
+	for (tsm__txq *p = l.head; p; p = p->next, i++)
+		ck_assert_uint_eq(p->m->id, want[i]);
+	ck_assert_int_eq(i, 6);
+	ck_assert_ptr_eq(l.tail, &q[5]);
+	/* a message whose fragments started stays first */
+	tsm__lane l2 = {0};
+	q[0] = (tsm__txq){&m[0], 100, 1, NULL}; /* in progress, deadline 50 */
+	tsm__lane_insert_edf(&l2, &q[0]);
+	q[4] = (tsm__txq){&m[4], 0, 0, NULL};   /* deadline 10 */
+	tsm__lane_insert_edf(&l2, &q[4]);
+	ck_assert_ptr_eq(l2.head, &q[0]);
+	ck_assert_ptr_eq(l2.head->next, &q[4]);
+	ck_assert_ptr_eq(l2.tail, &q[4]);
+}
+END_TEST
+
+START_TEST(urgent_overtakes_bulk)
+{
+	struct pair pr;
+	pair_open(&pr, "bulk", NULL);
+	size_t n = 8u << 20;
+	uint8_t *big = calloc(1, n);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_PRIORITY;
+	o.priority = 7;
+	ck_assert_int_eq(tsm_publish(pr.pub, big, n, &o), TSM_OK);
+	o.priority = 0;
+	uint32_t urgent = 0xfeed;
+	ck_assert_int_eq(tsm_publish(pr.pub, &urgent, 4, &o), TSM_OK);
+	tsm_msg *m;
+	/* The small urgent message does not wait for 128 fragments. */
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 10 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 4);
+	ck_assert_uint_eq(tsm_msg_priority(m), 0);
+	tsm_msg_free(m);
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 10 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), n);
+	tsm_msg_free(m);
+	free(big);
+	pair_close(&pr);
+}
+END_TEST
+
+struct outcomes {
+	int n;
+	uint64_t ids[16];
+	tsm_err reasons[16];
+	tsm_where where[16];
+};
+
+static void on_outcome(void *arg, const tsm_outcome *o)
+{
+	struct outcomes *oc = arg;
+	if (oc->n < 16) {
+		oc->ids[oc->n] = o->msg_id;
+		oc->reasons[oc->n] = o->reason;
+		oc->where[oc->n] = o->where;
+	}
+	oc->n++;
+}
+
+struct tstat_find {
+	const char *topic;
+	uint8_t lane;
+	tsm_topic_stats got;
+	int found;
+};
+
+static void on_tstat(void *arg, const tsm_topic_stats *ts)
+{
+	struct tstat_find *f = arg;
+	if (strcmp(ts->topic, f->topic) == 0 && ts->lane == f->lane) {
+		f->got = *ts;
+		f->found++;
+	}
+}
+
+START_TEST(outcomes_and_topic_stats)
+{
+	static struct outcomes oc;
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	ck_assert_int_eq(tsm_ctx_params_set_outcome(&p, on_outcome, &oc), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	tsm_sub *s;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_sub_open(&s, c, "o/**", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "o/t", NULL), TSM_OK);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_BUDGET | TSM_OPT_PRIORITY;
+	o.priority = 3;
+	o.budget = 20 * TSM_MSEC;
+	uint32_t v = 1;
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, &o), TSM_OK); /* will expire */
+	uint64_t expired_id = o.msg_id;
+	o.budget = 10 * TSM_SEC;
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, &o), TSM_OK); /* will arrive */
+	usleep(40 * 1000);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_id(m), o.msg_id);
+	tsm_msg_free(m);
+	ck_assert_int_eq(oc.n, 1);
+	ck_assert_uint_eq(oc.ids[0], expired_id);
+	ck_assert_int_eq(oc.reasons[0], TSM_ERR_DEADLINE_EXPIRED);
+	ck_assert_int_eq(oc.where[0], TSM_AT_HANDOVER);
+	struct tstat_find f = {"o/t", 3, {0}, 0};
+	ck_assert_int_eq(tsm_stats_topics(c, on_tstat, &f), TSM_OK);
+	ck_assert_int_eq(f.found, 1);
+	ck_assert_uint_eq(f.got.delivered, 1);
+	ck_assert_uint_eq(f.got.deadline_missed, 1);
+	ck_assert_uint_eq(f.got.queued, 0);
+	ck_assert_uint_eq(f.got.latency.count, 1);
+	ck_assert_uint_eq(f.got.slack.count, 1);
+	ck_assert_uint_gt(f.got.slack.p50_ns, 5 * TSM_SEC); /* ~10 s budget left */
+	ck_assert_uint_ge(f.got.latency.max_ns, f.got.latency.p50_ns);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+/* A raw insecure peer that publishes frames of its own making. */
+static int raw_peer_up(const char *url)
+{
+	uint8_t f[512];
+	int fd = raw_connect(url);
+	size_t n = mk_preface(f, true);
+	ck_assert_int_eq(write(fd, f, n), (ssize_t)n);
+	tsm__fhdr h = {.version = 1, .type = TSM_F_ACCEPT, .seq = 0};
+	tsm__fhdr_encode(&h, f);
+	ck_assert_int_eq(write(fd, f, TSM_WIRE_HDR_LEN), TSM_WIRE_HDR_LEN);
+	uint8_t body[64];
+	tsm__wbuf w;
+	tsm__ctrl c = {.type = TSM_C_TOPIC, .id = 5, .str = (const uint8_t *)"r/x",
+	               .str_len = 3};
+	tsm__wbuf_init(&w, body, sizeof(body));
+	tsm__ctrl_encode(&c, &w);
+	h = (tsm__fhdr){.version = 1, .type = TSM_F_CTRL, .seq = 1,
+	                .body_len = (uint32_t)w.len};
+	tsm__fhdr_encode(&h, f);
+	memcpy(f + TSM_WIRE_HDR_LEN, body, w.len);
+	ck_assert_int_eq(write(fd, f, TSM_WIRE_HDR_LEN + w.len),
+	                 (ssize_t)(TSM_WIRE_HDR_LEN + w.len));
+	return fd;
+}
+
+/* One fragment (or abort) record on lane 2, in its own frame. */
+static void raw_frag(int fd, uint64_t seq, uint64_t id, uint32_t idx,
+                     uint16_t flags, uint32_t len, uint64_t total)
+{
+	uint8_t f[256];
+	tsm__wbuf w;
+	tsm__rec r = {.topic_id = 5, .flags = (uint16_t)(TSM_REC_FRAG | flags),
+	              .payload_len = len, .msg_id = id, .total_len = total,
+	              .frag_index = idx};
+	tsm__wbuf_init(&w, f + TSM_WIRE_HDR_LEN, sizeof(f) - TSM_WIRE_HDR_LEN);
+	tsm__rec_encode_hdr(&r, &w);
+	tsm__wbuf_zero(&w, len);
+	tsm__fhdr h = {.version = 1, .type = TSM_F_DATA, .flags = TSM_FF_FRAGMENT,
+	               .lane = 2, .priority = 2, .seq = seq, .topic_id = 5,
+	               .body_len = (uint32_t)w.len};
+	tsm__fhdr_encode(&h, f);
+	ck_assert_int_eq(write(fd, f, TSM_WIRE_HDR_LEN + w.len),
+	                 (ssize_t)(TSM_WIRE_HDR_LEN + w.len));
+}
+
+START_TEST(abort_discards_partial_message)
+{
+	char url[128];
+	tsm_ctx *c = listening(url, sizeof(url));
+	tsm_sub *s;
+	ck_assert_int_eq(tsm_sub_open(&s, c, "r/**", NULL), TSM_OK);
+	int fd = raw_peer_up(url);
+	raw_frag(fd, 0, 7, 0, 0, 100, 300);             /* message 7 starts */
+	raw_frag(fd, 1, 7, 1, TSM_REC_LAST | TSM_REC_ABORT, 0, 300); /* abort */
+	raw_frag(fd, 2, 8, 0, TSM_REC_LAST, 50, 50);    /* message 8 whole */
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 5 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_id(m), 8); /* never the partial message 7 */
+	ck_assert_uint_eq(tsm_msg_size(m), 50);
+	tsm_msg_free(m);
+	ck_assert_uint_eq(stat(c, "drop.deadline_expired"), 1);
+	ck_assert_uint_eq(stat(c, "err.protocol"), 0);
+	/* Without an abort, a new message in the middle is a protocol error. */
+	raw_frag(fd, 3, 9, 0, 0, 100, 300);
+	raw_frag(fd, 4, 10, 0, 0, 100, 300);
+	uint8_t buf[4096];
+	raw_read_all(fd, buf, sizeof(buf)); /* until the context closes it */
+	ck_assert_uint_ge(stat(c, "err.protocol"), 1);
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 0), TSM_ETIMEDOUT);
+	close(fd);
+	tsm_ctx_close(c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -454,6 +674,10 @@ int main(void)
 	tcase_add_test(d, drop_policies);
 	tcase_add_test(d, expired_in_queue_never_returned);
 	tcase_add_test(d, callback_delivery);
+	tcase_add_test(d, edf_within_lane);
+	tcase_add_test(d, urgent_overtakes_bulk);
+	tcase_add_test(d, outcomes_and_topic_stats);
+	tcase_add_test(d, abort_discards_partial_message);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -62,6 +62,36 @@ typedef struct tsm_event {
  */
 typedef void (*tsm_event_fn)(void *arg, const tsm_event *ev);
 
+/* Where a message was dropped (tsm_outcome.where). */
+typedef enum tsm_where {
+	TSM_AT_PUBLISH = 1,    /* tsm_publish or the publisher's queue */
+	TSM_AT_ROUTE = 2,      /* routing: no subscriber, not granted, caps */
+	TSM_AT_SEND_QUEUE = 3, /* a session's lane queue (unsent fragments too) */
+	TSM_AT_REASSEMBLY = 4, /* the receiver, on arrival or in reassembly */
+	TSM_AT_SUB_QUEUE = 5,  /* a subscriber's delivery queue */
+	TSM_AT_HANDOVER = 6,   /* just before tsm_sub_recv or a callback */
+} tsm_where;
+
+/*
+ * tsm_outcome: a message that did not reach a subscriber, and why. Fields
+ * are valid only during the callback.
+ */
+typedef struct tsm_outcome {
+	uint32_t size;        /* sizeof(tsm_outcome) */
+	uint64_t msg_id;      /* the id tsm_publish gave it (publisher's) */
+	const char *topic;
+	uint8_t priority;     /* its lane */
+	tsm_err reason;       /* DEADLINE_EXPIRED, QUEUE_FULL, PEER_LOST, ... */
+	tsm_where where;
+} tsm_outcome;
+
+/*
+ * tsm_outcome_fn is called once per dropped message on the thread that
+ * dropped it (often the progress thread): it must be quick and must not
+ * call back into libtsm. Drops are counted whether or not it is set.
+ */
+typedef void (*tsm_outcome_fn)(void *arg, const tsm_outcome *o);
+
 /*
  * tsm_ctx_params: how to open a context. Initialise with
  * tsm_ctx_params_init() and then set fields; the size field lets later
@@ -102,6 +132,8 @@ typedef struct tsm_ctx_params {
 	tsm_log_level log_level;    /* default TSM_LOG_WARN */
 	tsm_event_fn on_event;      /* audit events; NULL = none */
 	void *event_arg;
+	tsm_outcome_fn on_outcome;  /* dropped messages; NULL = none */
+	void *outcome_arg;
 
 	/* Limits (0 = default). */
 	uint32_t publish_queue;     /* messages between publishers and the
@@ -156,6 +188,16 @@ size_t tsm_ctx_params_size(void);
  */
 tsm_err tsm_ctx_params_set(tsm_ctx_params *p, const char *key,
                            const char *value);
+
+/*
+ * tsm_ctx_params_set_log, _set_event and _set_outcome set the callback
+ * fields of p (for bindings that do not mirror the struct). Each returns
+ * TSM_EINVAL if p is NULL.
+ */
+tsm_err tsm_ctx_params_set_log(tsm_ctx_params *p, tsm_log_fn fn, void *arg);
+tsm_err tsm_ctx_params_set_event(tsm_ctx_params *p, tsm_event_fn fn, void *arg);
+tsm_err tsm_ctx_params_set_outcome(tsm_ctx_params *p, tsm_outcome_fn fn,
+                                   void *arg);
 
 /*
  * tsm_ctx_open creates a node, starts its progress thread, opens its

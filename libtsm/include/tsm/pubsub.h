@@ -57,6 +57,9 @@ typedef struct tsm_qos {
 	tsm_duration block_timeout; /* for TSM_BP_BLOCK; default 1 s */
 	uint32_t queue_depth;       /* subscriber queue, messages; default 4096 */
 	uint64_t max_msg_size;      /* default 16 MiB */
+	int timestamps;             /* publisher: send each message's publish
+	                               time for latency statistics (8 bytes,
+	                               docs/wire.md §6.1); default 1 */
 } tsm_qos;
 
 /* tsm_qos_init fills q with defaults; TSM_EINVAL if q is NULL. */
@@ -69,7 +72,8 @@ size_t tsm_qos_size(void);
  * tsm_qos_set sets one field by name from a string: "priority" (0..7),
  * "deadline_budget_us", "reliability" (reliable|best_effort),
  * "backpressure" (block|drop_oldest|drop_newest|latest_only),
- * "block_timeout_ms", "queue_depth", "max_msg_size". Returns
+ * "block_timeout_ms", "queue_depth", "max_msg_size", "timestamps" (0/1).
+ * Returns
  * TSM_ERR_BAD_PARAMS for an unknown key or a bad value.
  */
 tsm_err tsm_qos_set(tsm_qos *q, const char *key, const char *value);
@@ -168,8 +172,9 @@ tsm_err tsm_sub_set_callback(tsm_sub *sub, tsm_sub_cb cb, void *arg);
  */
 tsm_err tsm_sub_recv(tsm_sub *sub, tsm_msg **msg, tsm_duration timeout);
 
-/* tsm_sub_close releases the subscriber and drops what is queued for it.
- * NULL is a no-op. */
+/* tsm_sub_close releases the subscriber and drops what is queued for it;
+ * a callback already running finishes first, and a tsm_sub_recv blocked
+ * in another thread returns TSM_ECLOSED. NULL is a no-op. */
 void tsm_sub_close(tsm_sub *sub);
 
 /* Message accessors. Pointers stay valid until tsm_msg_free. */

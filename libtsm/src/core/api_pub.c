@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tstats.h"
 #include "pubsub/topic.h"
 #include "session/session.h"
 #include "wire/meta.h"
@@ -25,6 +26,7 @@ TSM_API tsm_err tsm_qos_init(tsm_qos *q)
 	q->block_timeout = TSM_SEC;
 	q->queue_depth = 4096;
 	q->max_msg_size = TSM_QOS_MAX_MSG;
+	q->timestamps = 1;
 	return TSM_OK;
 }
 
@@ -191,6 +193,7 @@ static tsm__omsg *pub_omsg(tsm_pub *p, const void *buf, size_t len,
 		memcpy((uint8_t *)m->payload, buf, len);
 	m->topic = tsm__topic_ref(p->topic);
 	m->reliability = (uint8_t)p->qos.reliability;
+	m->timestamps = p->qos.timestamps != 0;
 	return m;
 }
 
@@ -226,13 +229,15 @@ static void pub_local(tsm_pub *p, tsm__omsg *m)
 		tsm_msg *r = tsm__msg_new(tsm__buf_ref(m->buf), m->topic, m->payload, m->len);
 		if (!r) {
 			tsm__buf_unref(m->buf);
-			tsm__stat_add(&p->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+			tsm__drop_omsg(p->ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 			continue;
 		}
+		m->nlocal++;
 		r->id = m->id;
 		r->prio = m->prio;
 		r->deadline = m->deadline;
 		r->sent_at = m->created;
+		r->arrived = m->created;
 		tsm__meta md;
 		if (m->meta_len && tsm__meta_decode(m->meta, m->meta_len, &md) == TSM_OK) {
 			r->meta = md.user;
@@ -240,8 +245,8 @@ static void pub_local(tsm_pub *p, tsm__omsg *m)
 		}
 		if (tsm__sub_push(p->locals[i], r, true, p->qos.block_timeout) ==
 		    TSM_PUSH_FULL) {
+			tsm__drop_msg(p->ctx, r, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 			tsm_msg_free(r);
-			tsm__stat_add(&p->ctx->stats, ST_DROP_QUEUE_FULL, 1);
 		}
 	}
 	pthread_mutex_unlock(&p->mu);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tstats.h"
 #include "pubsub/topic.h"
 #include "session/session.h"
 
@@ -39,6 +40,7 @@ static void sub_append(struct tsm_sub *s, tsm_msg *m)
 {
 	s->ring[(s->head + s->count) % s->cap] = m;
 	s->count++;
+	tsm__ts_queued(s->ctx, m->topic, m->prio, +1);
 	atomic_store_explicit(&s->avail, s->count, memory_order_release);
 }
 
@@ -47,6 +49,7 @@ static tsm_msg *sub_take(struct tsm_sub *s)
 	tsm_msg *m = s->ring[s->head];
 	s->head = (s->head + 1) % s->cap;
 	s->count--;
+	tsm__ts_queued(s->ctx, m->topic, m->prio, -1);
 	atomic_store_explicit(&s->avail, s->count, memory_order_release);
 	return m;
 }
@@ -59,6 +62,8 @@ static void sub_replace_topic(struct tsm_sub *s, const tsm_msg *m)
 	for (uint32_t i = 0; i < s->count; i++) {
 		tsm_msg *q = s->ring[(s->head + i) % s->cap];
 		if (q->topic == m->topic || strcmp(q->topic->name, m->topic->name) == 0) {
+			tsm__ts_queued(s->ctx, q->topic, q->prio, -1);
+			tsm__drop_msg(s->ctx, q, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 			tsm_msg_free(q);
 			dropped++;
 		} else {
@@ -67,8 +72,6 @@ static void sub_replace_topic(struct tsm_sub *s, const tsm_msg *m)
 	}
 	s->count = kept;
 	atomic_store_explicit(&s->avail, s->count, memory_order_release);
-	if (dropped)
-		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, dropped);
 }
 
 /* Applies a drop policy to a full queue; returns true if m went in. */
@@ -76,12 +79,13 @@ static bool sub_evict(struct tsm_sub *s, tsm_msg *m, tsm_ctx *ctx)
 {
 	tsm_backpressure bp = s->qos.backpressure;
 	if (bp == TSM_BP_DROP_OLDEST || bp == TSM_BP_LATEST_ONLY) {
-		tsm_msg_free(sub_take(s));
-		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
+		tsm_msg *old = sub_take(s);
+		tsm__drop_msg(ctx, old, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
+		tsm_msg_free(old);
 		sub_append(s, m);
 		return true;
 	}
-	tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
+	tsm__drop_msg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 	tsm_msg_free(m);
 	return false;
 }
@@ -117,7 +121,7 @@ enum tsm__push tsm__sub_push(struct tsm_sub *s, tsm_msg *m, bool can_wait,
 	if (s->qos.backpressure == TSM_BP_LATEST_ONLY && !s->closing)
 		sub_replace_topic(s, m);
 	if (s->closing) {
-		tsm__stat_add(&ctx->stats, ST_DROP_CLOSED, 1);
+		tsm__drop_msg(ctx, m, TSM_ECLOSED, TSM_AT_SUB_QUEUE);
 		tsm_msg_free(m);
 		r = TSM_PUSH_DROPPED;
 	} else if (s->count < s->cap ||
@@ -204,9 +208,12 @@ static tsm_msg *sub_pop_live(struct tsm_sub *s)
 {
 	while (s->count) {
 		tsm_msg *m = sub_take(s);
-		if (m->deadline == TSM_NEVER || tsm__now() < m->deadline)
+		tsm_time now = tsm__now();
+		if (m->deadline == TSM_NEVER || now < m->deadline) {
+			tsm__ts_delivered(s->ctx, m, now);
 			return m;
-		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		}
+		tsm__drop_msg(s->ctx, m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_HANDOVER);
 		tsm_msg_free(m);
 	}
 	return NULL;
@@ -233,6 +240,7 @@ TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
 		return tsm__err_set(TSM_EINVAL, "tsm_sub_recv: NULL argument");
 	*out = NULL;
 	tsm_time dl = tsm__deadline_after(tsm__now(), timeout);
+	atomic_fetch_add(&s->refs, 1); /* a concurrent close cannot free s */
 	if (s->ctx->busy)
 		sub_spin(s, dl);
 	tsm_err e = TSM_OK;
@@ -244,7 +252,8 @@ TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
 		else if (s->closing)
 			e = tsm__err_set(TSM_ECLOSED, "tsm_sub_recv: subscriber closed");
 		else if (tsm__now() >= dl)
-			e = TSM_ETIMEDOUT;
+			e = tsm__err_set(TSM_ETIMEDOUT, "tsm_sub_recv: nothing for '%s' "
+			                 "within the timeout", s->pattern);
 		else {
 			struct timespec ts;
 			tsm__abstime(dl, &ts);
@@ -258,6 +267,7 @@ TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
 		sub_room(s);
 	}
 	pthread_mutex_unlock(&s->mu);
+	tsm__sub_unref(s);
 	return e;
 }
 
@@ -270,14 +280,20 @@ static void dlv_run_one(struct tsm_sub *s, bool *found)
 		tsm_msg *m = s->cb && !s->closing ? sub_pop_live(s) : NULL;
 		tsm_sub_cb cb = s->cb;
 		void *arg = s->cb_arg;
-		if (m)
+		if (m) {
 			sub_room(s);
+			s->in_cb = true; /* tsm_sub_close waits for it */
+		}
 		pthread_mutex_unlock(&s->mu);
 		if (!m)
 			return;
 		*found = true;
 		tsm__stat_add(&s->ctx->stats, ST_DELIVERED, 1);
 		cb(arg, m);
+		pthread_mutex_lock(&s->mu);
+		s->in_cb = false;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
 	}
 }
 
@@ -371,6 +387,10 @@ TSM_API void tsm_sub_close(tsm_sub *s)
 	sub_unlink(s);
 	pthread_mutex_lock(&s->mu);
 	s->closing = true;
+	/* A callback already running finishes before close returns (unless
+	 * close is called from that callback, which is not allowed). */
+	while (s->in_cb && !pthread_equal(pthread_self(), s->ctx->dlv_thread))
+		pthread_cond_wait(&s->cv, &s->mu);
 	while (s->count)
 		tsm_msg_free(sub_take(s));
 	pthread_cond_broadcast(&s->cv);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/cred.h"
+#include "core/tstats.h"
+tsm_err tsm__ts_init(tsm_ctx *ctx);
 #include "session/session.h"
 #include "transport/tcp/tcp.h"
 
@@ -173,11 +175,12 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	if (!ctx)
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open");
 	ctx_defaults(ctx, p);
-	if ((e = ctx_init_sync(ctx)) || (!ctx->insecure && (e = tsm__cred_open(ctx, p))) ||
-	    (e = ctx_engine(ctx))) {
+	if ((e = ctx_init_sync(ctx)) || (e = tsm__ts_init(ctx)) ||
+	    (!ctx->insecure && (e = tsm__cred_open(ctx, p))) || (e = ctx_engine(ctx))) {
 		char why[512];
 		snprintf(why, sizeof(why), "%s", tsm_err_detail());
 		tsm__cred_close(ctx);
+		tsm__ts_free(ctx);
 		tsm__mpmc_fini(&ctx->pubq);
 		free(ctx);
 		return tsm__err_set(e, "%s", why);
@@ -191,6 +194,7 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 		ctx->io_ops->fini(ctx->io);
 		tsm__mpmc_fini(&ctx->pubq);
 		tsm__cred_close(ctx);
+		tsm__ts_free(ctx);
 		free(ctx);
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open: cannot start thread");
 	}
@@ -372,6 +376,7 @@ static void ctx_free(tsm_ctx *ctx)
 	ctx->io_ops->fini(ctx->io);
 	tsm__mpmc_fini(&ctx->pubq);
 	tsm__cred_close(ctx);
+	tsm__ts_free(ctx);
 	free(ctx);
 }
 

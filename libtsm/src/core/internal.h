@@ -66,6 +66,8 @@ typedef struct tsm__omsg {
 	uint8_t prio;
 	uint8_t reliability;
 	uint16_t meta_len;
+	bool timestamps;      /* send its publish time (docs/wire.md §6.1) */
+	uint32_t nlocal;      /* local subscribers it was delivered to */
 	uint32_t refs_sess;   /* [P] sessions still holding it */
 	const uint8_t *meta;
 	const uint8_t *payload;
@@ -86,7 +88,8 @@ struct tsm_msg {
 	size_t meta_len;
 	uint64_t id;
 	tsm_time deadline;
-	tsm_time sent_at;
+	tsm_time sent_at;         /* sender's send timestamp, or 0 */
+	tsm_time arrived;         /* when this node received it, or 0 */
 	uint8_t prio;
 };
 
@@ -110,6 +113,7 @@ struct tsm_sub {
 	atomic_uint avail;         /* [A] mirror of count for busy-poll */
 	tsm_sub_cb cb;
 	void *cb_arg;
+	bool in_cb;                /* [mu] the delivery thread is in cb */
 	atomic_uint refs;          /* app handle + progress thread routes */
 	struct tsm_sub *next;      /* [ctx->mu] list of subscribers */
 	bool registered;           /* [P] known to the progress thread */
@@ -237,6 +241,7 @@ struct tsm_ctx {
 	uint64_t dial_gen;         /* [P] generation of our latest dial */
 
 	tsm__stats stats;
+	struct tsm__tstats *tstats; /* per topic and lane (tstats.c) */
 	tsm_time audit_last[24];   /* per reason: last log line (audit.c) */
 	uint32_t audit_suppressed[24];
 };

@@ -19,6 +19,7 @@
 
 #include "core/audit.h"
 #include "core/cred.h"
+#include "core/tstats.h"
 #include "pubsub/topic.h"
 #include "security/policy.h"
 #include "session/secure.h"
@@ -304,10 +305,12 @@ static bool route_caps_ok(tsm_ctx *ctx, const tsm__route *r, uint32_t i,
 	tsm_err e = m->prio < g->max_priority ? TSM_ERR_PRIORITY_CAP
 	            : m->len > g->max_bytes   ? TSM_ERR_MSG_TOO_LARGE
 	                                      : TSM_OK;
-	if (e)
+	if (e) {
 		tsm__audit(ctx, e, tsm__sec_peer_id(r->sess[i]), r->topic->name,
 		           "message %llu (priority %u, %zu bytes) over the grant",
 		           (unsigned long long)m->id, m->prio, m->len);
+		tsm__drop_omsg(ctx, m, e, TSM_AT_ROUTE);
+	}
 	return e == TSM_OK;
 }
 
@@ -389,13 +392,16 @@ static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
 	if (r && route_blocked(ctx, r)) {
 		if (m->reliability == TSM_RELIABLE)
 			return false; /* hold it: the publisher's queue fills up */
-		tsm__stat_add(&ctx->stats, ST_DROP_QUEUE_FULL, 1);
+		tsm__drop_omsg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_ROUTE);
 	} else if (r && r->nsess) {
 		for (uint32_t i = 0; i < r->nsess; i++)
 			if (route_caps_ok(ctx, r, i, m))
 				tsm__session_enqueue(r->sess[i], m);
 	} else {
 		tsm__stat_add(&ctx->stats, ST_PUB_NO_SUB, 1);
+		if (m->nlocal == 0) /* reached nobody at all */
+			tsm__outcome(ctx, m->topic, m->prio, m->id, TSM_ERR_NO_SUBSCRIBER,
+			             TSM_AT_ROUTE);
 	}
 	tsm__omsg_unref(m);
 	return true;

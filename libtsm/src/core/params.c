@@ -180,9 +180,16 @@ TSM_API tsm_err tsm_qos_set(tsm_qos *q, const char *k, const char *v)
 	tsm_err e;
 	if (!q || !k || !v)
 		return tsm__err_set(TSM_EINVAL, "tsm_qos_set: NULL argument");
-	if (strcmp(k, "priority") == 0)
-		return (e = parse_u64(k, v, TSM_PRIO_MAX, &x)) ? e
-		       : (q->priority = (uint8_t)x, TSM_OK);
+	if (strcmp(k, "priority") == 0) {
+		if (parse_u64(k, v, TSM_PRIO_MAX, &x))
+			return tsm__err_set(TSM_ERR_BAD_PRIORITY, "priority: '%s' is not "
+			                    "0..7", v);
+		q->priority = (uint8_t)x;
+		return TSM_OK;
+	}
+	if (strcmp(k, "timestamps") == 0)
+		return (e = parse_enum(k, v, bool_kv, &en)) ? e
+		       : (q->timestamps = en, TSM_OK);
 	if (strcmp(k, "deadline_budget_us") == 0)
 		return (e = parse_u64(k, v, INT64_MAX / TSM_USEC, &x)) ? e
 		       : (q->deadline_budget = (tsm_duration)x * TSM_USEC, TSM_OK);
@@ -199,4 +206,33 @@ TSM_API tsm_err tsm_qos_set(tsm_qos *q, const char *k, const char *v)
 	if (strcmp(k, "max_msg_size") == 0)
 		return parse_u64(k, v, UINT64_MAX, &q->max_msg_size);
 	return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_qos_set: unknown key '%s'", k);
+}
+
+TSM_API tsm_err tsm_ctx_params_set_log(tsm_ctx_params *p, tsm_log_fn fn, void *arg)
+{
+	if (!p)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_params_set_log: NULL");
+	p->log = fn;
+	p->log_arg = arg;
+	return TSM_OK;
+}
+
+TSM_API tsm_err tsm_ctx_params_set_event(tsm_ctx_params *p, tsm_event_fn fn,
+                                         void *arg)
+{
+	if (!p)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_params_set_event: NULL");
+	p->on_event = fn;
+	p->event_arg = arg;
+	return TSM_OK;
+}
+
+TSM_API tsm_err tsm_ctx_params_set_outcome(tsm_ctx_params *p, tsm_outcome_fn fn,
+                                           void *arg)
+{
+	if (!p)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_params_set_outcome: NULL");
+	p->on_outcome = fn;
+	p->outcome_arg = arg;
+	return TSM_OK;
 }

@@ -14,6 +14,7 @@
 
 #include "pubsub/topic.h"
 #include "core/audit.h"
+#include "core/tstats.h"
 #include "session/secure.h"
 #include "session/session.h"
 #include "wire/meta.h"
@@ -197,8 +198,8 @@ static void rx_offer(tsm__session *s, struct tsm_sub *sub, tsm_msg *m)
 		atomic_store(&sub->want_space, true);
 	}
 	if (!rx_pend(s, sub, m)) {
+		tsm__drop_msg(s->ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 		tsm_msg_free(m);
-		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
 	}
 }
 
@@ -219,7 +220,7 @@ static void rx_deliver(tsm__session *s, tsm__rtopic *rt, tsm_msg *m)
 	tsm__stat_add(&s->ctx->stats, ST_RX_MSGS, 1);
 	rx_refresh_subs(s, rt);
 	if (m->deadline != TSM_NEVER && tsm__now() >= m->deadline) {
-		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, rt->nsubs ? rt->nsubs : 1);
+		tsm__drop_msg(s->ctx, m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_REASSEMBLY);
 		tsm_msg_free(m);
 		return;
 	}
@@ -228,7 +229,7 @@ static void rx_deliver(tsm__session *s, tsm__rtopic *rt, tsm_msg *m)
 		if (c)
 			rx_offer(s, rt->subs[i], c);
 		else
-			tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+			tsm__drop_msg(s->ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 	}
 	if (rt->nsubs == 0)
 		tsm_msg_free(m); /* unsubscribed meanwhile: nothing to count */
@@ -279,6 +280,13 @@ static tsm_err rx_meta(tsm_msg *m, const uint8_t *raw, size_t len)
 	return TSM_OK;
 }
 
+static void rx_stamp(tsm_msg *m, const tsm__rec *r, tsm_time now)
+{
+	m->arrived = now;
+	if (r->flags & TSM_REC_TS)
+		m->sent_at = (tsm_time)r->ts;
+}
+
 static tsm_msg *rx_whole(tsm__session *s, tsm__rtopic *rt, const tsm__rec *r,
                          tsm_time now)
 {
@@ -300,13 +308,15 @@ static tsm_msg *rx_whole(tsm__session *s, tsm__rtopic *rt, const tsm__rec *r,
 		tsm__buf_unref(b);
 		return NULL;
 	}
+	m->id = r->msg_id;
+	m->prio = 0; /* set by the caller */
 	if (rx_meta(m, data == r->payload ? r->meta : b->data + r->payload_len,
 	            r->meta_len) != TSM_OK) {
-		tsm__stat_add(&s->ctx->stats, ST_DROP_BAD_METADATA, 1);
+		tsm__drop_msg(s->ctx, m, TSM_ERR_BAD_METADATA, TSM_AT_REASSEMBLY);
 		tsm_msg_free(m);
 		return NULL;
 	}
-	m->id = r->msg_id;
+	rx_stamp(m, r, now);
 	m->deadline = rx_deadline(now, r->budget_us);
 	return m;
 }
@@ -335,6 +345,8 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	if (dl != TSM_NEVER && now >= dl) {
 		l->rs_discard = true; /* expired in flight: skip the rest */
 		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		tsm__outcome(s->ctx, rt->topic, (uint8_t)(l - s->lanes), r->msg_id,
+		             TSM_ERR_DEADLINE_EXPIRED, TSM_AT_REASSEMBLY);
 		return TSM_OK;
 	}
 	tsm__buf *b = tsm__buf_new(r->total_len + r->meta_len + 1);
@@ -344,15 +356,17 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		                    (unsigned long long)r->total_len);
 	}
 	memcpy(b->data + r->total_len, r->meta, r->meta_len);
+	l->rs_msg->id = r->msg_id;
+	l->rs_msg->prio = (uint8_t)(l - s->lanes);
 	if (rx_meta(l->rs_msg, b->data + r->total_len, r->meta_len) != TSM_OK) {
-		tsm__stat_add(&s->ctx->stats, ST_DROP_BAD_METADATA, 1);
+		tsm__drop_msg(s->ctx, l->rs_msg, TSM_ERR_BAD_METADATA, TSM_AT_REASSEMBLY);
 		tsm_msg_free(l->rs_msg);
 		l->rs_msg = NULL;
 		l->rs_discard = true;
 		return TSM_OK;
 	}
-	l->rs_msg->id = r->msg_id;
 	l->rs_msg->deadline = dl;
+	rx_stamp(l->rs_msg, r, now);
 	return TSM_OK;
 }
 
@@ -385,7 +399,8 @@ static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		                    (unsigned long long)r->msg_id);
 	if (r->flags & TSM_REC_ABORT) { /* §7.1: expired at the sender */
 		if (l->rs_msg)
-			tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+			tsm__drop_msg(s->ctx, l->rs_msg, TSM_ERR_DEADLINE_EXPIRED,
+			              TSM_AT_SEND_QUEUE);
 		rx_rs_reset(l);
 		return TSM_OK;
 	}
@@ -426,9 +441,11 @@ static tsm_err rx_granted(tsm__session *s, tsm__rtopic *rt, const tsm__fhdr *h,
 	            : h->lane < rt->grant.max_priority   ? TSM_ERR_PRIORITY_CAP
 	            : size > rt->grant.max_bytes          ? TSM_ERR_MSG_TOO_LARGE
 	                                                  : TSM_OK;
-	if (e)
+	if (e) {
 		tsm__audit(s->ctx, e, tsm__sec_peer_id(s), rt->topic->name,
 		           "message %llu dropped", (unsigned long long)r->msg_id);
+		tsm__outcome(s->ctx, rt->topic, h->lane, r->msg_id, e, TSM_AT_REASSEMBLY);
+	}
 	return e;
 }
 
@@ -489,7 +506,8 @@ tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now)
 			next = TSM_MIN(next, l->rs_msg->deadline);
 			continue;
 		}
-		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		tsm__drop_msg(s->ctx, l->rs_msg, TSM_ERR_DEADLINE_EXPIRED,
+		              TSM_AT_REASSEMBLY);
 		tsm_msg_free(l->rs_msg);
 		l->rs_msg = NULL;
 		l->rs_discard = true; /* its remaining fragments are skipped */
@@ -500,8 +518,8 @@ tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now)
 void tsm__session_rx_free(tsm__session *s)
 {
 	for (uint32_t i = s->pend_head; i < s->npend; i++) {
+		tsm__drop_msg(s->ctx, s->pend[i].msg, TSM_ERR_PEER_LOST, TSM_AT_SUB_QUEUE);
 		tsm_msg_free(s->pend[i].msg);
-		tsm__stat_add(&s->ctx->stats, ST_DROP_PEER_LOST, 1);
 		tsm__sub_unref(s->pend[i].sub);
 	}
 	free(s->pend);

@@ -167,6 +167,8 @@ void tsm__session_rx_free(tsm__session *s);
 tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now);
 
 /* tx.c */
+/* tsm__lane_insert_edf queues q in deadline order (see tx.c). */
+void tsm__lane_insert_edf(tsm__lane *l, tsm__txq *q);
 /* tsm__session_enqueue queues m on its lane (takes a reference). */
 void tsm__session_enqueue(tsm__session *s, tsm__omsg *m);
 tsm_err tsm__session_send_ctrl(tsm__session *s, const tsm__ctrl *c);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tstats.h"
 #include "pubsub/topic.h"
 #include "session/secure.h"
 #include "session/session.h"
@@ -96,7 +97,7 @@ static tsm_err tx_declare(tsm__session *s, const tsm__topic *t)
  * interleave (§7). The common case, a deadline no earlier than the tail's,
  * appends in O(1).
  */
-static void tx_insert_edf(tsm__lane *l, tsm__txq *q)
+void tsm__lane_insert_edf(tsm__lane *l, tsm__txq *q)
 {
 	tsm_time dl = q->m->deadline;
 	if (!l->tail || l->tail->m->deadline <= dl) {
@@ -130,7 +131,7 @@ void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
 		return;
 	}
 	*q = (tsm__txq){tsm__omsg_ref(m), 0, 0, NULL};
-	tx_insert_edf(&s->lanes[m->prio], q);
+	tsm__lane_insert_edf(&s->lanes[m->prio], q);
 	s->queued_bytes += m->len;
 }
 
@@ -187,7 +188,7 @@ static bool tx_expire_head(tsm__session *s, tsm__lane *l, tsm_time now)
 		if (!l->head)
 			l->tail = NULL;
 		s->queued_bytes -= q->m->len;
-		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+		tsm__drop_omsg(s->ctx, q->m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_SEND_QUEUE);
 		tsm__omsg_unref(q->m);
 		free(q);
 	}
@@ -325,21 +326,25 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 	tsm__session *s = b->s;
 	tsm__lane *l = &s->lanes[li];
 	size_t body = 0, limit = s->ctx->p.fragment_size + TSM_REC_HDR_LEN + TSM_META_MAX;
-	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_INLINE_MAX + TSM_META_MAX);
+	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_TS_LEN +
+	                                     TSM_INLINE_MAX + TSM_META_MAX);
 	if (!hdr)
 		return false;
 	uint32_t topic = l->head->m->topic->id, budget = 0;
 	while (tx_expire_head(s, l, now) && tx_small(s, l->head)) {
 		tsm__omsg *m = l->head->m;
 		bool inl = m->len <= TSM_INLINE_MAX;
-		size_t need = TSM_REC_HDR_LEN + m->meta_len + (inl ? m->len : 0);
+		size_t need = TSM_REC_HDR_LEN + TSM_REC_TS_LEN + m->meta_len +
+		              (inl ? m->len : 0);
 		if (body && (body + TSM_REC_HDR_LEN + m->meta_len + m->len > limit ||
 		             b->sc + need > TSM_TX_SCRATCH ||
 		             s->conn.iovcnt > TSM_IO_MAX_IOV - 3 ||
 		             b->nbody > TSM_IO_MAX_IOV - 3))
 			break;
 		tsm__rec r = {.topic_id = m->topic->id, .meta_len = m->meta_len,
-		              .flags = m->meta_len ? TSM_REC_META : 0,
+		              .flags = (uint16_t)((m->meta_len ? TSM_REC_META : 0) |
+		                                  (m->timestamps ? TSM_REC_TS : 0)),
+		              .ts = (uint64_t)m->created,
 		              .payload_len = (uint32_t)m->len, .msg_id = m->id,
 		              .budget_us = tx_budget(m->deadline, now)};
 		if (r.budget_us && (!budget || r.budget_us < budget))
@@ -371,7 +376,7 @@ static bool tx_abort(struct txb *b, int li, tsm_time now)
 	              .total_len = q->m->len, .frag_index = q->frag_index};
 	size_t body = tx_record(b, &r, NULL, NULL, true);
 	tx_frame_end(b, hdr, (uint8_t)li, TSM_FF_FRAGMENT, r.topic_id, 0, body);
-	tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
+	tsm__drop_omsg(s->ctx, q->m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_SEND_QUEUE);
 	(void)now;
 	tx_pop(s, &s->lanes[li]);
 	return true;
@@ -386,14 +391,17 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 	tsm__omsg *m = q->m;
 	if (q->off > 0 && m->deadline <= now)
 		return tx_abort(b, li, now);
-	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + TSM_META_MAX);
+	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN +
+	                                     TSM_REC_TS_LEN + TSM_META_MAX);
 	if (!hdr)
 		return false;
 	size_t n = TSM_MIN(m->len - q->off, (size_t)s->ctx->p.fragment_size);
 	bool first = q->off == 0, last = q->off + n == m->len;
 	tsm__rec r = {.topic_id = m->topic->id, .msg_id = m->id,
 	              .flags = (uint16_t)(TSM_REC_FRAG | (last ? TSM_REC_LAST : 0) |
-	                                  (first && m->meta_len ? TSM_REC_META : 0)),
+	                                  (first && m->meta_len ? TSM_REC_META : 0) |
+	                                  (first && m->timestamps ? TSM_REC_TS : 0)),
+	              .ts = (uint64_t)m->created,
 	              .meta_len = first ? m->meta_len : 0,
 	              .payload_len = (uint32_t)n,
 	              .budget_us = tx_budget(m->deadline, now),
@@ -583,7 +591,7 @@ void tsm__session_tx_purge(tsm__session *s)
 		while (l->head) {
 			tsm__txq *q = l->head;
 			l->head = q->next;
-			tsm__stat_add(&s->ctx->stats, ST_DROP_PEER_LOST, 1);
+			tsm__drop_omsg(s->ctx, q->m, TSM_ERR_PEER_LOST, TSM_AT_SEND_QUEUE);
 			tsm__omsg_unref(q->m);
 			free(q);
 		}
