@@ -654,6 +654,108 @@ START_TEST(abort_discards_partial_message)
 }
 END_TEST
 
+/* A raw peer that subscribes to `pattern`, then never reads again. */
+static int raw_stalled_subscriber(const char *url, const char *pattern)
+{
+	uint8_t f[512], body[300];
+	int fd = raw_connect(url);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	size_t n = mk_preface(f, true);
+	ck_assert_int_eq(write(fd, f, n), (ssize_t)n);
+	tsm__fhdr h = {.version = 1, .type = TSM_F_ACCEPT};
+	tsm__fhdr_encode(&h, f);
+	ck_assert_int_eq(write(fd, f, TSM_WIRE_HDR_LEN), TSM_WIRE_HDR_LEN);
+	tsm__wbuf w;
+	tsm__ctrl c = {.type = TSM_C_SUBSCRIBE, .str = (const uint8_t *)pattern,
+	               .str_len = (uint16_t)strlen(pattern)};
+	tsm__wbuf_init(&w, body, sizeof(body));
+	tsm__ctrl_encode(&c, &w);
+	h = (tsm__fhdr){.version = 1, .type = TSM_F_CTRL, .seq = 1,
+	                .body_len = (uint32_t)w.len};
+	tsm__fhdr_encode(&h, f);
+	memcpy(f + TSM_WIRE_HDR_LEN, body, w.len);
+	ck_assert_int_eq(write(fd, f, TSM_WIRE_HDR_LEN + w.len),
+	                 (ssize_t)(TSM_WIRE_HDR_LEN + w.len));
+	return fd;
+}
+
+START_TEST(stalled_peer_does_not_stop_others)
+{
+	char url[128];
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.session_queue_bytes = 64 * 1024;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(c, "tcp://127.0.0.1:0", url, sizeof(url)), TSM_OK);
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.block_timeout = 100 * TSM_MSEC;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "iso/t", &q), TSM_OK);
+	int stalled = raw_stalled_subscriber(url, "iso/**");
+	tsm_ctx *good = open_ctx("good");
+	tsm_sub *gs;
+	ck_assert_int_eq(tsm_sub_open(&gs, good, "iso/**", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_dial(good, url), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pb, 2, 5 * TSM_SEC), TSM_OK);
+	static uint8_t kb[1024];
+	int got = 0;
+	tsm_msg *m;
+	for (uint32_t i = 0; i < 4000; i++) {
+		memcpy(kb, &i, 4);
+		ck_assert_int_eq(tsm_publish(pb, kb, sizeof(kb), NULL), TSM_OK);
+		while (tsm_sub_recv(gs, &m, 0) == TSM_OK) {
+			got++;
+			tsm_msg_free(m);
+		}
+	}
+	while (got < 4000 && tsm_sub_recv(gs, &m, 2 * TSM_SEC) == TSM_OK) {
+		got++;
+		tsm_msg_free(m);
+	}
+	ck_assert_int_eq(got, 4000); /* the good subscriber lost nothing */
+	ck_assert_uint_ge(stat(c, "drop.queue_full"), 1); /* the stalled one did */
+	close(stalled);
+	tsm_ctx_close(good);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(stalled_subscriber_does_not_stop_its_neighbour)
+{
+	struct pair pr;
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.queue_depth = 4;
+	q.block_timeout = 100 * TSM_MSEC;
+	pair_open(&pr, "neigh", NULL);
+	tsm_sub *stalled;
+	ck_assert_int_eq(tsm_sub_open(&stalled, pr.b, "t/**", &q), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pr.pub, 1, 5 * TSM_SEC), TSM_OK);
+	int got = 0;
+	tsm_msg *m;
+	for (uint32_t i = 0; i < 2000; i++) {
+		ck_assert_int_eq(tsm_publish(pr.pub, &i, 4, NULL), TSM_OK);
+		while (tsm_sub_recv(pr.sub, &m, 0) == TSM_OK) {
+			got++;
+			tsm_msg_free(m);
+		}
+	}
+	while (got < 2000 && tsm_sub_recv(pr.sub, &m, 2 * TSM_SEC) == TSM_OK) {
+		got++;
+		tsm_msg_free(m);
+	}
+	ck_assert_int_eq(got, 2000);
+	ck_assert_uint_ge(stat(pr.b, "drop.queue_full"), 1);
+	tsm_sub_close(stalled);
+	pair_close(&pr);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -678,6 +780,8 @@ int main(void)
 	tcase_add_test(d, urgent_overtakes_bulk);
 	tcase_add_test(d, outcomes_and_topic_stats);
 	tcase_add_test(d, abort_discards_partial_message);
+	tcase_add_test(d, stalled_peer_does_not_stop_others);
+	tcase_add_test(d, stalled_subscriber_does_not_stop_its_neighbour);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -194,6 +194,8 @@ static tsm__omsg *pub_omsg(tsm_pub *p, const void *buf, size_t len,
 	m->topic = tsm__topic_ref(p->topic);
 	m->reliability = (uint8_t)p->qos.reliability;
 	m->timestamps = p->qos.timestamps != 0;
+	m->bp = (uint8_t)p->qos.backpressure;
+	m->block_timeout = p->qos.block_timeout;
 	return m;
 }
 

@@ -127,8 +127,12 @@ enum tsm__push tsm__sub_push(struct tsm_sub *s, tsm_msg *m, bool can_wait,
 	} else if (s->count < s->cap ||
 	           (blocks && can_wait && sub_wait_space(s, wait))) {
 		sub_append(s, m);
-	} else if (blocks) {
+	} else if (blocks && !s->lagging) {
 		r = TSM_PUSH_FULL; /* caller keeps m */
+	} else if (blocks) { /* lagging: it alone loses (design.md §5) */
+		tsm__drop_msg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
+		tsm_msg_free(m);
+		r = TSM_PUSH_DROPPED;
 	} else if (!sub_evict(s, m, ctx)) {
 		r = TSM_PUSH_DROPPED;
 	}
@@ -195,6 +199,8 @@ TSM_API tsm_err tsm_sub_open(tsm_sub **out, tsm_ctx *ctx, const char *pattern,
 /* A slot was freed: let a parked session or local publisher go on. */
 static void sub_room(struct tsm_sub *s)
 {
+	if (s->lagging && s->count <= s->cap / 2)
+		s->lagging = false; /* caught up */
 	pthread_cond_signal(&s->space_cv);
 	if (atomic_load(&s->want_space) && atomic_exchange(&s->want_space, false)) {
 		atomic_store(&s->ctx->resume, true);

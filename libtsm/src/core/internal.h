@@ -65,6 +65,8 @@ typedef struct tsm__omsg {
 	tsm_time created;
 	uint8_t prio;
 	uint8_t reliability;
+	uint8_t bp;           /* the publisher's tsm_backpressure */
+	tsm_duration block_timeout;
 	uint16_t meta_len;
 	bool timestamps;      /* send its publish time (docs/wire.md §6.1) */
 	uint32_t nlocal;      /* local subscribers it was delivered to */
@@ -111,6 +113,8 @@ struct tsm_sub {
 	bool closing;
 	atomic_bool want_space;    /* [A] progress thread is parked on us */
 	atomic_uint avail;         /* [A] mirror of count for busy-poll */
+	bool lagging;              /* [mu] full for longer than block_timeout:
+	                              its overflow is dropped, not parked */
 	tsm_sub_cb cb;
 	void *cb_arg;
 	bool in_cb;                /* [mu] the delivery thread is in cb */
@@ -226,6 +230,7 @@ struct tsm_ctx {
 	tsm__listener *listeners;
 	tsm__dialer *dialers;
 	tsm__omsg *held;           /* popped but blocked by back-pressure */
+	tsm_time held_until;       /* when the hold ends at the latest */
 	tsm_time next_tick;
 
 	/* Security (NULL in insecure mode); replaced on reload, on the

@@ -377,26 +377,68 @@ static tsm__route *route_get(tsm_ctx *ctx, tsm__topic *t)
 	return r;
 }
 
-static bool route_blocked(const tsm_ctx *ctx, const tsm__route *r)
+/*
+ * Slow-subscriber isolation (design.md §5). A session whose unsent bytes
+ * exceed session_queue_bytes is congested. For a reliable message whose
+ * publisher blocks, a congested session holds the message (and so the
+ * publisher) for at most block_timeout; after that the session is
+ * lagging: it loses its own copies (QUEUE_FULL, counted) and the others
+ * go on. Congestion ends below half the limit.
+ */
+static bool sess_congested(tsm_ctx *ctx, tsm__session *x, tsm_time now)
 {
-	for (uint32_t i = 0; i < r->nsess; i++)
-		if (r->sess[i]->queued_bytes > ctx->p.session_queue_bytes)
-			return true;
-	return false;
+	uint64_t lim = ctx->p.session_queue_bytes;
+	if (x->queued_bytes <= lim / 2) {
+		x->congested_since = 0;
+		x->lagging = false;
+	}
+	if (x->queued_bytes <= lim)
+		return false;
+	if (!x->congested_since)
+		x->congested_since = now;
+	return true;
+}
+
+/* True if m must wait (reliable, blocking, a congested peer in time). */
+static bool route_must_hold(tsm_ctx *ctx, tsm__route *r, const tsm__omsg *m,
+                            tsm_time now)
+{
+	bool hold = false;
+	for (uint32_t i = 0; i < r->nsess; i++) {
+		tsm__session *x = r->sess[i];
+		if (!sess_congested(ctx, x, now) || x->lagging)
+			continue;
+		bool blocks = m->reliability == TSM_RELIABLE && m->bp == TSM_BP_BLOCK;
+		if (blocks && now - x->congested_since < m->block_timeout) {
+			ctx->held_until = x->congested_since + m->block_timeout;
+			hold = true;
+		} else {
+			x->lagging = true;
+			tsm__log(ctx, TSM_LOG_WARN, "session %s (%s) lags: its messages "
+			         "over the queue limit are dropped", x->peer_addr,
+			         x->peer_name);
+		}
+	}
+	return hold;
 }
 
 /* Moves one published message to its sessions; false if back-pressured. */
 static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
 {
 	tsm__route *r = route_get(ctx, m->topic);
-	if (r && route_blocked(ctx, r)) {
-		if (m->reliability == TSM_RELIABLE)
-			return false; /* hold it: the publisher's queue fills up */
-		tsm__drop_omsg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_ROUTE);
-	} else if (r && r->nsess) {
-		for (uint32_t i = 0; i < r->nsess; i++)
-			if (route_caps_ok(ctx, r, i, m))
+	tsm_time now = tsm__now();
+	if (r && r->nsess && route_must_hold(ctx, r, m, now))
+		return false; /* the publisher's ring fills: tsm_publish blocks */
+	if (r && r->nsess) {
+		for (uint32_t i = 0; i < r->nsess; i++) {
+			if (!route_caps_ok(ctx, r, i, m))
+				continue;
+			if (r->sess[i]->lagging &&
+			    r->sess[i]->queued_bytes > ctx->p.session_queue_bytes)
+				tsm__drop_omsg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SEND_QUEUE);
+			else
 				tsm__session_enqueue(r->sess[i], m);
+		}
 	} else {
 		tsm__stat_add(&ctx->stats, ST_PUB_NO_SUB, 1);
 		if (m->nlocal == 0) /* reached nobody at all */
@@ -707,6 +749,8 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	for (tsm__dialer *d = ctx->dialers; d; d = d->next)
 		if (!d->sess)
 			next = TSM_MIN(next, d->next_try);
+	if (ctx->held)
+		next = TSM_MIN(next, ctx->held_until);
 	ctx->next_tick = TSM_MAX(next, now + TSM_MSEC);
 	return ctx->next_tick;
 }

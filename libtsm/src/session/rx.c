@@ -196,6 +196,7 @@ static void rx_offer(tsm__session *s, struct tsm_sub *sub, tsm_msg *m)
 	if (s->npend == 0) {
 		tsm__stat_add(&s->ctx->stats, ST_RX_PAUSED, 1);
 		atomic_store(&sub->want_space, true);
+		s->pend_since = tsm__now();
 	}
 	if (!rx_pend(s, sub, m)) {
 		tsm__drop_msg(s->ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
@@ -233,6 +234,30 @@ static void rx_deliver(tsm__session *s, tsm__rtopic *rt, tsm_msg *m)
 	}
 	if (rt->nsubs == 0)
 		tsm_msg_free(m); /* unsubscribed meanwhile: nothing to count */
+}
+
+/*
+ * A subscriber that keeps its queue full for longer than its block_timeout
+ * would hold the whole session (every subscriber of this node behind it):
+ * it is marked lagging and its parked messages are dropped and counted;
+ * the others go on (design.md §5). Returns the next check time.
+ */
+tsm_time tsm__session_rx_unpark(tsm__session *s, tsm_time now)
+{
+	if (s->pend_head >= s->npend)
+		return TSM_NEVER;
+	struct tsm_sub *u = s->pend[s->pend_head].sub;
+	tsm_time until = s->pend_since + u->qos.block_timeout;
+	if (now < until)
+		return until;
+	pthread_mutex_lock(&u->mu);
+	u->lagging = true;
+	pthread_mutex_unlock(&u->mu);
+	tsm__log(s->ctx, TSM_LOG_WARN, "subscriber '%s' full for %lld ms: it lags, "
+	         "its overflow is dropped", u->pattern,
+	         (long long)(u->qos.block_timeout / TSM_MSEC));
+	tsm__session_rx_resume(s);
+	return TSM_NEVER;
 }
 
 bool tsm__session_rx_resume(tsm__session *s)

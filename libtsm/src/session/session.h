@@ -118,6 +118,9 @@ struct tsm__session {
 	tsm__lane lanes[TSM_WIRE_LANES];
 	tsm__ctrlq *ctrl_head, **ctrl_tail;
 	uint64_t queued_bytes;    /* payload bytes queued on lanes */
+	tsm_time congested_since; /* [loop.c] over session_queue_bytes since */
+	bool lagging;             /* congested too long: loses its own copies */
+	tsm_time pend_since;      /* deliveries parked since (rx.c) */
 	uint8_t *declared;        /* bitmap: our topic ids announced */
 	uint32_t declared_cap;    /* bits */
 	bool tx_busy;             /* a send is in flight */
@@ -165,6 +168,7 @@ bool tsm__session_on_frame(tsm__session *s, const tsm__fhdr *h,
                            const uint8_t *body);
 void tsm__session_rx_free(tsm__session *s);
 tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now);
+tsm_time tsm__session_rx_unpark(tsm__session *s, tsm_time now);
 
 /* tx.c */
 /* tsm__lane_insert_edf queues q in deadline order (see tx.c). */
