@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -756,6 +757,130 @@ START_TEST(stalled_subscriber_does_not_stop_its_neighbour)
 }
 END_TEST
 
+START_TEST(expired_in_send_queue_while_stalled)
+{
+	static struct outcomes oc;
+	char url[128];
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	tsm_ctx_params_set_outcome(&p, on_outcome, &oc);
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(c, "tcp://127.0.0.1:0", url, sizeof(url)), TSM_OK);
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "exp/t", NULL), TSM_OK);
+	int stalled = raw_stalled_subscriber(url, "exp/**");
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pb, 1, 5 * TSM_SEC), TSM_OK);
+	static uint8_t kb[4096];
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_BUDGET;
+	o.budget = 100 * TSM_MSEC;
+	for (int i = 0; i < 2000; i++) /* far more than the socket buffers */
+		ck_assert_int_eq(tsm_publish(pb, kb, sizeof(kb), &o), TSM_OK);
+	/* Counted when they expire, although the connection never moves. */
+	bool seen = false;
+	for (int i = 0; i < 300 && !seen; i++) {
+		usleep(10 * 1000);
+		seen = oc.n > 0 && oc.where[0] == TSM_AT_SEND_QUEUE &&
+		       oc.reasons[0] == TSM_ERR_DEADLINE_EXPIRED;
+	}
+	ck_assert(seen);
+	ck_assert_uint_ge(stat(c, "drop.deadline_expired"), 1);
+	close(stalled);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+START_TEST(expired_large_message_never_delivered)
+{
+	/* The subscriber side holds its session (queue full, long block
+	 * timeout) while an 8 MiB message with a 100 ms budget is in flight;
+	 * when it reads again, that message has expired in the sender's
+	 * lane (ABORT) or in reassembly: never delivered, never partial. */
+	struct pair pr;
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.queue_depth = 1;
+	q.block_timeout = 10 * TSM_SEC;
+	char url[64];
+	snprintf(url, sizeof(url), "inproc://abort");
+	pr.a = open_ctx("a");
+	pr.b = open_ctx("b");
+	ck_assert_int_eq(tsm_ctx_listen(pr.a, url, NULL, 0), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_dial(pr.b, url), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&pr.sub, pr.b, "t/**", &q), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pr.pub, pr.a, "t/x", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pr.pub, 1, 5 * TSM_SEC), TSM_OK);
+	uint32_t x = 1, y = 2;
+	ck_assert_int_eq(tsm_publish(pr.pub, &x, 4, NULL), TSM_OK); /* fills */
+	ck_assert_int_eq(tsm_publish(pr.pub, &y, 4, NULL), TSM_OK); /* parks */
+	size_t n = 8u << 20;
+	uint8_t *big = calloc(1, n);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_BUDGET;
+	o.budget = 100 * TSM_MSEC;
+	ck_assert_int_eq(tsm_publish(pr.pub, big, n, &o), TSM_OK);
+	usleep(400 * 1000); /* its deadline passes while nothing moves */
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 4);
+	tsm_msg_free(m);
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 4);
+	tsm_msg_free(m);
+	ck_assert_int_eq(tsm_sub_recv(pr.sub, &m, 500 * TSM_MSEC), TSM_ETIMEDOUT);
+	ck_assert_uint_ge(stat(pr.a, "drop.deadline_expired") +
+	                  stat(pr.b, "drop.deadline_expired"), 1);
+	ck_assert_uint_eq(stat(pr.b, "err.protocol"), 0);
+	free(big);
+	pair_close(&pr);
+}
+END_TEST
+
+static void *delayed_recv(void *arg)
+{
+	tsm_sub *s = *(tsm_sub **)arg;
+	usleep(100 * 1000);
+	tsm_msg *m;
+	if (tsm_sub_recv(s, &m, TSM_SEC) == TSM_OK)
+		tsm_msg_free(m);
+	return NULL;
+}
+
+START_TEST(block_policy_waits_for_room)
+{
+	/* A local subscriber with room for 2 and the block policy: a third
+	 * publish waits for the reader instead of dropping. */
+	tsm_ctx *c = open_ctx("blk");
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.queue_depth = 2;
+	q.block_timeout = 5 * TSM_SEC;
+	tsm_sub *s;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_sub_open(&s, c, "b", &q), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "b", &q), TSM_OK);
+	uint32_t v = 0;
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, NULL), TSM_OK);
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, NULL), TSM_OK);
+	pthread_t th;
+	/* Free one slot shortly from another thread. */
+	struct { tsm_sub *s; } arg = {s};
+	pthread_create(&th, NULL, delayed_recv, &arg);
+	v = 3;
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, NULL), TSM_OK);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(stat(c, "drop.queue_full"), 0); /* it waited */
+	ck_assert_uint_eq(recv_u32(s), 0);
+	ck_assert_uint_eq(recv_u32(s), 3);
+	tsm_ctx_close(c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -782,6 +907,9 @@ int main(void)
 	tcase_add_test(d, abort_discards_partial_message);
 	tcase_add_test(d, stalled_peer_does_not_stop_others);
 	tcase_add_test(d, stalled_subscriber_does_not_stop_its_neighbour);
+	tcase_add_test(d, expired_in_send_queue_while_stalled);
+	tcase_add_test(d, expired_large_message_never_delivered);
+	tcase_add_test(d, block_policy_waits_for_room);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -520,6 +520,7 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 		sess_keepalive(s, now);
 		tsm_time next = tsm__session_rx_expire(s, now);
 		next = TSM_MIN(next, tsm__session_rx_unpark(s, now));
+		next = TSM_MIN(next, tsm__session_tx_expire(s, now));
 		return TSM_MIN(next, now + s->ctx->p.session_timeout /
 		                              (2 * TSM_KEEPALIVE_DIV));
 	}

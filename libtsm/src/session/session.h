@@ -171,6 +171,7 @@ tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now);
 tsm_time tsm__session_rx_unpark(tsm__session *s, tsm_time now);
 
 /* tx.c */
+tsm_time tsm__session_tx_expire(tsm__session *s, tsm_time now);
 /* tsm__lane_insert_edf queues q in deadline order (see tx.c). */
 void tsm__lane_insert_edf(tsm__lane *l, tsm__txq *q);
 /* tsm__session_enqueue queues m on its lane (takes a reference). */

@@ -97,6 +97,12 @@ static tsm_err tx_declare(tsm__session *s, const tsm__topic *t)
  * interleave (§7). The common case, a deadline no earlier than the tail's,
  * appends in O(1).
  */
+/* The node whose next field is pp (pp is not the lane's head). */
+static tsm__txq *lane_node_of(tsm__txq **pp)
+{
+	return (tsm__txq *)((char *)pp - offsetof(tsm__txq, next));
+}
+
 void tsm__lane_insert_edf(tsm__lane *l, tsm__txq *q)
 {
 	tsm_time dl = q->m->deadline;
@@ -576,6 +582,38 @@ void tsm__session_on_send(tsm__session *s, long n, tsm_err err)
 	s->tx_busy = false;
 	tsm__session_tx_release(s);
 	tsm__session_pump(s);
+}
+
+/*
+ * Drops expired messages from the lanes while the connection is stalled
+ * (design.md §5: nothing waits past its deadline in any queue, and each
+ * is counted when it expires, not when the queue next moves). A message
+ * whose fragments started is ended by tx_abort at the next send. With EDF
+ * order the expired ones are at the front. Returns the next deadline.
+ */
+tsm_time tsm__session_tx_expire(tsm__session *s, tsm_time now)
+{
+	tsm_time next = TSM_NEVER;
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++) {
+		tsm__lane *l = &s->lanes[i];
+		tsm__txq **pp = &l->head;
+		if (*pp && (*pp)->off > 0)
+			pp = &(*pp)->next;
+		while (*pp && (*pp)->m->deadline <= now) {
+			tsm__txq *q = *pp;
+			*pp = q->next;
+			if (l->tail == q)
+				l->tail = pp == &l->head ? NULL : lane_node_of(pp);
+			s->queued_bytes -= q->m->len;
+			tsm__drop_omsg(s->ctx, q->m, TSM_ERR_DEADLINE_EXPIRED,
+			               TSM_AT_SEND_QUEUE);
+			tsm__omsg_unref(q->m);
+			free(q);
+		}
+		if (*pp)
+			next = TSM_MIN(next, (*pp)->m->deadline);
+	}
+	return next;
 }
 
 bool tsm__session_tx_idle(const tsm__session *s)
