@@ -126,6 +126,22 @@ find_pytest_python() {
 	return 1
 }
 
+# Adds pytest's own summary ("N passed, N failed, N skipped, N xfailed")
+# to the totals printed on the last line.
+count_pytest() {
+	local line n word
+	line=$(grep -E '^[0-9]+ (passed|failed|skipped|error)' "$1" | tail -n 1) || return 0
+	for word in passed failed skipped error errors; do
+		n=$(printf '%s\n' "$line" | grep -oE "[0-9]+ $word" | grep -oE '^[0-9]+' || true)
+		[ -n "$n" ] || continue
+		case "$word" in
+		passed) PASSED=$((PASSED + n)) ;;
+		skipped) SKIPPED=$((SKIPPED + n)) ;;
+		*) FAILED=$((FAILED + n)) ;;
+		esac
+	done
+}
+
 run_python_tests() {
 	local dir=bindings/python/tests py rc=0 has_tests
 	[ -d "$dir" ] || { say "no $dir: no Python tests to run"; return 0; }
@@ -135,7 +151,9 @@ run_python_tests() {
 	LD_LIBRARY_PATH="$PWD/$BUILD/libtsm${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 	PYTHONPATH="$PWD/bindings/python${PYTHONPATH:+:$PYTHONPATH}" \
 	TSM_LIBRARY="$PWD/$BUILD/libtsm/libtsm.so" TSM_BIN="$PWD/$BUILD/examples/tsm" \
-		timeout -k 30 900 "$py" -m pytest -q "$dir" || rc=$?
+		timeout -k 30 900 "$py" -m pytest -q "$dir" 2>&1 | tee "$BUILD/pytest.log" ||
+		rc=${PIPESTATUS[0]}
+	count_pytest "$BUILD/pytest.log"
 	if [ "$rc" -eq 5 ] && [ -z "$has_tests" ]; then
 		say "python: $dir has no test files (pytest exit 5): nothing to run"
 	elif [ "$rc" -ne 0 ]; then

@@ -155,9 +155,6 @@ def test_errors_pickle():
     assert type(f) is tsm.AuthzDenied and f.detail == "topic x"
 
 
-@pytest.mark.xfail(reason="libtsm: tsm_sub_recv returns TSM_ETIMEDOUT "
-                   "without setting tsm_err_detail, so the detail of the "
-                   "thread's previous failure shows instead")
 def test_recv_timeout_detail_is_its_own(ctx):
     with pytest.raises(tsm.BadTopic):
         ctx.publisher("a//b")
