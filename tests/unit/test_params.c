@@ -46,6 +46,15 @@ START_TEST(ctx_params_refused)
 	ck_assert_int_eq(tsm_ctx_params_set(&p, "fragment_size", "99999999999"),
 	                 TSM_ERR_BAD_PARAMS);
 	ck_assert_int_eq(tsm_ctx_params_set(&p, "progress", "fast"), TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm_ctx_params_set(&p, "lane_dscp", "1,2,3"), TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm_ctx_params_set(&p, "lane_dscp", "1,2,3,4,5,6,7,64"),
+	                 TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm_ctx_params_set(&p, "lane_dscp", "1,2,3,4,5,6,7,8,9"),
+	                 TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(p.lane_dscp[0], -1); /* refused sets change nothing */
+	ck_assert_int_eq(tsm_ctx_params_set(&p, "lane_dscp", "46,-1,3,4,5,6,7,8"), TSM_OK);
+	ck_assert_int_eq(p.lane_dscp[0], 46);
+	ck_assert_int_eq(p.lane_dscp[1], -1);
 	ck_assert_int_eq(tsm_ctx_params_set(NULL, "name", "x"), TSM_EINVAL);
 	ck_assert_int_eq(tsm_ctx_params_set(&p, "name", NULL), TSM_EINVAL);
 	for (int i = 0; i < TSM_MAX_URLS - 1; i++)

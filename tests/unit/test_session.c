@@ -5,6 +5,7 @@
  * policies, deadlines at the subscriber queue).
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <check.h>
 #include <poll.h>
 #include <pthread.h>
@@ -881,6 +882,51 @@ START_TEST(block_policy_waits_for_room)
 }
 END_TEST
 
+START_TEST(dscp_marks_the_connection)
+{
+	char url[128];
+	tsm_ctx_params p;
+	tsm_ctx *a, *b;
+	tsm_ctx_params_init(&p);
+	ck_assert_int_eq(p.lane_dscp[0], -1); /* unmarked unless asked */
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	ck_assert_int_eq(tsm_ctx_params_set(&p, "lane_dscp", "46,46,34,26,18,10,8,8"),
+	                 TSM_OK);
+	ck_assert_int_eq(tsm_ctx_open(&a, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(a, "tcp://127.0.0.1:0", url, sizeof(url)), TSM_OK);
+	b = open_ctx("b");
+	tsm_sub *s;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_sub_open(&s, b, "d", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_dial(b, url), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, a, "d", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pb, 1, 5 * TSM_SEC), TSM_OK);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_PRIORITY;
+	o.priority = 0;
+	uint32_t v = 1;
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, &o), TSM_OK);
+	ck_assert_int_eq(tsm_pub_flush(pb, 5 * TSM_SEC), TSM_OK);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 5 * TSM_SEC), TSM_OK);
+	tsm_msg_free(m);
+	int tos = 0;
+	socklen_t len = sizeof(tos);
+	/* white-box: the publisher's one session socket */
+	ck_assert_int_eq(getsockopt(a->sessions->conn.fd, IPPROTO_IP, IP_TOS, &tos,
+	                            &len), 0);
+	ck_assert_int_eq(tos, 46 << 2);
+	ck_assert_uint_ge(stat(a, "tx.dscp_changes"), 1);
+	p.lane_dscp[3] = 64;
+	tsm_ctx *bad;
+	ck_assert_int_eq(tsm_ctx_open(&bad, &p), TSM_ERR_BAD_PARAMS);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -910,6 +956,7 @@ int main(void)
 	tcase_add_test(d, expired_in_send_queue_while_stalled);
 	tcase_add_test(d, expired_large_message_never_delivered);
 	tcase_add_test(d, block_policy_waits_for_room);
+	tcase_add_test(d, dscp_marks_the_connection);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

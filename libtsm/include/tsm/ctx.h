@@ -154,6 +154,14 @@ typedef struct tsm_ctx_params {
 	uint32_t preauth_max;       /* handshakes pending at once; default 256 */
 	uint32_t preauth_per_source; /* ... from one source address; default 4 */
 	tsm_duration accept_backoff; /* pause after EMFILE; default 100 ms */
+	/*
+	 * lane_dscp: per priority lane, the DSCP (0..63) to mark TCP packets
+	 * with, or -1 to leave the socket alone (the default, set by _init).
+	 * All lanes of a session share one connection, so each send is
+	 * marked for the most urgent lane it carries (with SO_PRIORITY =
+	 * DSCP >> 3 for the local qdisc).
+	 */
+	int8_t lane_dscp[8];
 	tsm_duration linger;        /* how long tsm_ctx_close keeps sending
 	                               what is queued; default 1 s */
 } tsm_ctx_params;
@@ -180,7 +188,8 @@ size_t tsm_ctx_params_size(void);
  * "publish_queue", "session_queue_bytes", "fragment_size",
  * "handshake_timeout_ms", "session_timeout_ms", "reconnect_max_ms",
  * "linger_ms", "reload_interval_ms", "reauth_before_ms", "preauth_max",
- * "preauth_per_source".
+ * "preauth_per_source", "lane_dscp" (eight comma-separated values, -1 =
+ * unmarked: "46,46,34,26,18,10,0,0").
  * value is borrowed
  * like every string of tsm_ctx_params: it must live until tsm_ctx_open
  * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value

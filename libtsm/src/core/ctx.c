@@ -30,6 +30,7 @@ TSM_API tsm_err tsm_ctx_params_init(tsm_ctx_params *p)
 	p->size = sizeof(*p);
 	p->progress = TSM_PROGRESS_BLOCKING;
 	p->log_level = TSM_LOG_WARN;
+	memset(p->lane_dscp, -1, sizeof(p->lane_dscp));
 	return TSM_OK;
 }
 
@@ -51,6 +52,10 @@ static tsm_err ctx_check_params(const tsm_ctx_params *p)
 		return tsm__err_set(TSM_ERR_NO_CREDENTIALS, "tsm_ctx_open: missing %s; "
 		                    "give them, or set insecure=1 to run without "
 		                    "authentication", missing);
+	for (int i = 0; i < 8; i++)
+		if (p->lane_dscp[i] < -1 || p->lane_dscp[i] > 63)
+			return tsm__err_set(TSM_ERR_BAD_PARAMS, "lane_dscp[%d] = %d: "
+			                    "must be -1 or 0..63", i, p->lane_dscp[i]);
 	if (p->cipher != 0 && p->cipher != 1)
 		return tsm__err_set(TSM_ERR_BAD_PARAMS, "cipher must be 0 or 1");
 	if (p->fragment_size && p->fragment_size < 1024)

@@ -106,6 +106,24 @@ static tsm_err params_str(tsm_ctx_params *p, const char *k, const char *v,
 	return TSM_OK;
 }
 
+/* "46,46,34,26,18,10,0,0": one value per lane, -1 = unmarked. */
+static tsm_err parse_dscp(tsm_ctx_params *p, const char *v)
+{
+	int8_t out[8];
+	const char *s = v;
+	for (int i = 0; i < 8; i++) {
+		char *end;
+		long x = strtol(s, &end, 10);
+		if (end == s || x < -1 || x > 63 || (i < 7 ? *end != ',' : *end != '\0'))
+			return tsm__err_set(TSM_ERR_BAD_PARAMS, "lane_dscp: '%s': want 8 "
+			                    "comma-separated values in -1..63", v);
+		out[i] = (int8_t)x;
+		s = end + 1;
+	}
+	memcpy(p->lane_dscp, out, sizeof(out));
+	return TSM_OK;
+}
+
 static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 {
 	int x = 0;
@@ -122,6 +140,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 	if (strcmp(k, "log_level") == 0)
 		return (e = parse_enum(k, v, level_kv, &x)) ? e
 		       : (p->log_level = (tsm_log_level)x, TSM_OK);
+	if (strcmp(k, "lane_dscp") == 0)
+		return parse_dscp(p, v);
 	if (strcmp(k, "session_queue_bytes") == 0)
 		return parse_u64(k, v, UINT64_MAX, &p->session_queue_bytes);
 	static const struct { const char *k; size_t off; } u32s[] = {

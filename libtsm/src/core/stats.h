@@ -29,6 +29,7 @@
 	X(ST_TX_FRAMES, "tx.frames")                                        \
 	X(ST_TX_BYTES, "tx.bytes")                                          \
 	X(ST_TX_SENDS, "tx.sends")                                          \
+	X(ST_TX_DSCP, "tx.dscp_changes")                                    \
 	X(ST_RX_FRAMES, "rx.frames")                                        \
 	X(ST_RX_BYTES, "rx.bytes")                                          \
 	X(ST_RX_MSGS, "rx.msgs")                                            \

@@ -47,6 +47,7 @@ tsm_err tsm__session_new(tsm_ctx *ctx, int fd, bool initiator,
 	s->initiator = initiator;
 	s->ctrl_tail = &s->ctrl_head;
 	s->state = SS_IDLE;
+	s->cur_dscp = -1;
 	s->last_rx = tsm__now();
 	if (initiator) {
 		sess_random(&s->session_id, sizeof(s->session_id));

@@ -10,8 +10,10 @@
  * chosen again, so an urgent message waits behind at most one fragment
  * that is already being framed.
  */
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/tstats.h"
 #include "pubsub/topic.h"
@@ -27,6 +29,7 @@ struct txb {            /* one send being built */
 	 * iovecs began, so that sealing can replace them by the ciphertext */
 	struct iovec body[TSM_IO_MAX_IOV];
 	int nbody;
+	int min_lane;       /* most urgent lane in this send (DSCP) */
 	int mark_cnt;
 	size_t mark_len, mark_total;
 };
@@ -285,6 +288,8 @@ static void tx_frame_end(struct txb *b, uint8_t *hdr, uint8_t lane,
                          size_t body)
 {
 	tsm__session *s = b->s;
+	if (lane < b->min_lane)
+		b->min_lane = lane;
 	tsm__fhdr h = {.version = TSM_WIRE_VERSION, .type = TSM_F_DATA,
 	               .flags = flags, .lane = lane, .session_id = s->session_id,
 	               .seq = s->lanes[lane].tx_seq++, .topic_id = topic,
@@ -524,18 +529,34 @@ static void tx_finish(tsm__session *s)
 		tsm__session_close(s, s->close_reason);
 }
 
+/* Marks the connection for the send's most urgent lane (design.md §5:
+ * optional DSCP / SO_PRIORITY per lane); a syscall only on a change. */
+static void tx_mark(tsm__session *s, int8_t dscp)
+{
+	if (dscp < 0 || dscp == s->cur_dscp)
+		return;
+	int tos = dscp << 2, prio = dscp >> 3;
+	if (setsockopt(s->conn.fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) != 0)
+		(void)setsockopt(s->conn.fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+	(void)setsockopt(s->conn.fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio));
+	s->cur_dscp = dscp;
+	tsm__stat_add(&s->ctx->stats, ST_TX_DSCP, 1);
+}
+
 void tsm__session_pump(tsm__session *s)
 {
 	if (s->tx_busy || s->state == SS_CLOSED || s->conn.closing ||
 	    !s->conn.connected)
 		return;
-	struct txb b = {.s = s};
+	struct txb b = {.s = s, .min_lane = TSM_WIRE_LANES};
 	s->conn.iovcnt = 0;
 	tx_ctrl(&b);
 	if (tsm__session_up(s) || s->state == SS_DRAINING)
 		tx_data(&b);
 	if (b.total == 0)
 		return tx_finish(s);
+	if (b.min_lane < (int)TSM_WIRE_LANES)
+		tx_mark(s, s->ctx->p.lane_dscp[b.min_lane]);
 	s->tx_busy = true;
 	s->tx_total = b.total;
 	tsm__stat_add(&s->ctx->stats, ST_TX_SENDS, 1);
