@@ -11,8 +11,12 @@
  * intact, once, and in order per lane. Both commands end with one summary
  * line on stdout that scripts parse; everything else goes to stderr.
  *
+ * Security flags (--pki/--name, --cert/--key/--trust/--policy, --expect,
+ * --insecure) live in tsm_sec.c.
+ *
  * Exit codes: 0 ok, 1 runtime failure (timeout, missing messages, failed
- * verification, transport error), 2 usage or configuration error.
+ * verification, transport error), 2 usage or configuration error
+ * (including credentials that cannot be used).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +32,9 @@
 
 #include <tsm/tsm.h>
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+#include "tsm_cli.h"
+
+enum { EXIT_RUNTIME = CLI_EXIT_RUNTIME, EXIT_USAGE = CLI_EXIT_USAGE };
 
 /* Set by SIGINT/SIGTERM so that loops stop and still print a summary. */
 static volatile sig_atomic_t g_stop;
@@ -59,8 +65,21 @@ static const char *err_hint_specific(tsm_err err)
 {
 	switch (err) {
 	case TSM_ERR_NO_CREDENTIALS:
-		return "certificates are not supported yet (security is planned); "
-		       "pass --insecure to run without authentication or encryption";
+		return "give --pki DIR --name NAME (make DIR once with 'tsm pki "
+		       "init DIR'), or all of --cert, --key, --trust and --policy; "
+		       "or pass --insecure to run without authentication or "
+		       "encryption";
+	case TSM_ERR_SPIFFE_MALFORMED:
+		return "the certificate is not a valid X.509-SVID: it needs exactly "
+		       "one URI SAN spiffe://TD/PATH (lowercase TD), CA:FALSE, "
+		       "keyUsage digitalSignature, EKU clientAuth and serverAuth; "
+		       "'tsm pki issue DIR NAME' makes one";
+	case TSM_ERR_CRL_UNAVAILABLE:
+		return "--crl must name a readable PEM file of CRLs (or pass "
+		       "--crl-soft-fail to accept peers when revocation is unknown)";
+	case TSM_ERR_BAD_PARAMS:
+		return "fix the file or value named above (formats: "
+		       "docs/security.md)";
 	case TSM_ERR_BAD_TOPIC:
 		return "a topic is 1..256 bytes of '/'-separated non-empty segments "
 		       "of [A-Za-z0-9._-], without wildcards (e.g. infer/frames)";
@@ -81,7 +100,8 @@ static const char *err_hint_specific(tsm_err err)
 	case TSM_ERR_BAD_DEADLINE:
 		return "--deadline-us must be greater than 0";
 	case TSM_ERR_INSECURE_MISMATCH:
-		return "pass --insecure on both sides";
+		return "run both sides secure (credentials from the same PKI) or "
+		       "both with --insecure";
 	case TSM_ERR_URING_UNAVAILABLE:
 		return "set TSM_NO_URING=1 to use the epoll engine";
 	default:
@@ -103,8 +123,9 @@ static const char *err_hint(tsm_err err)
 		return "check that the address is valid and reachable and that the "
 		       "peer runs; rerun with --verbose for libtsm's log";
 	case TSM_ESECURITY:
-		return "both peers must use the same security settings; rerun with "
-		       "--verbose for libtsm's log";
+		return "both peers need certificates from CAs in each other's "
+		       "trust bundle, and a policy that admits the other; rerun "
+		       "with --verbose for libtsm's log";
 	case TSM_EINTERNAL:
 		return "this is a libtsm bug: please report it with the command line "
 		       "and the --verbose output";
@@ -286,11 +307,12 @@ struct net_cfg {
 	const char *listen[TSM_MAX_URLS];
 	const char *connect[TSM_MAX_URLS];
 	unsigned nlisten, nconnect;
-	bool insecure, verbose, stats;
+	bool verbose, stats;
+	struct cli_sec sec;
 };
 
 enum {
-	OPT_LISTEN = 256, OPT_CONNECT, OPT_INSECURE, OPT_STATS, OPT_TIMEOUT,
+	OPT_LISTEN = 256, OPT_CONNECT, OPT_STATS, OPT_TIMEOUT,
 	OPT_SIZE, OPT_RATE, OPT_PRIORITY, OPT_DEADLINE, OPT_WAIT_SUBS,
 	OPT_VERIFY, OPT_QUEUE,
 };
@@ -309,14 +331,15 @@ static int net_add(const char *cmd, const char **v, unsigned *n,
 static int net_option(const char *cmd, struct net_cfg *n, int opt,
                       const char *arg)
 {
+	int rc = cli_sec_option(cmd, &n->sec, opt, arg);
+
+	if (rc >= 0)
+		return rc;
 	switch (opt) {
 	case OPT_LISTEN:
 		return net_add(cmd, n->listen, &n->nlisten, arg);
 	case OPT_CONNECT:
 		return net_add(cmd, n->connect, &n->nconnect, arg);
-	case OPT_INSECURE:
-		n->insecure = true;
-		return 0;
 	case OPT_STATS:
 		n->stats = true;
 		return 0;
@@ -337,26 +360,33 @@ static void net_log_endpoints(const char *cmd, const struct net_cfg *n)
 		        cmd, n->connect[i]);
 }
 
-static int net_open(const char *cmd, const struct net_cfg *n, tsm_ctx **ctx)
+static int net_open(const char *cmd, struct net_cfg *n, tsm_ctx **ctx)
 {
 	tsm_ctx_params p;
 	tsm_err err;
+	int rc;
 
 	tsm_ctx_params_init(&p);
 	p.name = cmd;
 	memcpy(p.listen, n->listen, sizeof p.listen);
 	memcpy(p.connect, n->connect, sizeof p.connect);
-	p.insecure = n->insecure;
 	p.log_level = n->verbose ? TSM_LOG_DEBUG : TSM_LOG_WARN;
+	if ((rc = cli_sec_apply(cmd, &n->sec, &p)))
+		return rc;
 	err = tsm_ctx_open(ctx, &p);
-	if (err)
-		return report(cmd, "tsm_ctx_open", err, NULL);
+	if (err) {
+		rc = report(cmd, "tsm_ctx_open", err, NULL);
+		/* Unusable credentials are configuration, not a runtime fault. */
+		return tsm_err_class(err) == TSM_ESECURITY ? EXIT_USAGE : rc;
+	}
 	/* The engine is printed so a silent epoll fallback cannot happen. */
 	fprintf(stderr, "tsm %s: transport engine: %s\n", cmd,
 	        tsm_ctx_transport(*ctx));
-	if (n->insecure)
+	if (n->sec.insecure)
 		fprintf(stderr, "tsm %s: WARNING: --insecure: no authentication, "
-		        "no encryption (security is planned, not yet built)\n", cmd);
+		        "no encryption, no access control: anyone who can reach "
+		        "these addresses can read and inject messages; only "
+		        "--insecure peers are accepted\n", cmd);
 	net_log_endpoints(cmd, n);
 	return 0;
 }
@@ -376,6 +406,16 @@ static void net_stats(const char *cmd, const struct net_cfg *n, tsm_ctx *ctx)
 	err = tsm_stats_foreach(ctx, stats_print_one, (void *)cmd);
 	if (err)
 		report(cmd, "tsm_stats_foreach", err, NULL);
+}
+
+/* net_close prints the counters, closes ctx, then summarises refusals. */
+static void net_close(const char *cmd, struct net_cfg *n, tsm_ctx *ctx)
+{
+	if (ctx)
+		net_stats(cmd, n, ctx);
+	tsm_ctx_close(ctx);
+	cli_sec_report(cmd);
+	cli_sec_free(&n->sec);
 }
 
 /*
@@ -444,12 +484,14 @@ static const char pub_help[] =
 	"  --timeout-ms T     limit for --wait-subs and for the final flush (default 10000)\n"
 	"  --listen URL       listen on URL (repeatable)\n"
 	"  --connect URL      dial URL (repeatable)\n"
-	"  --insecure         no authentication or encryption (required for now)\n"
 	"  --stats            print libtsm's counters at exit\n"
 	"  -v, --verbose      libtsm debug log on stderr\n"
 	"  -h, --help         this text\n"
 	"\n"
-	"URLs: tcp://HOST:PORT (io_uring; epoll with TSM_NO_URING=1), inproc://NAME\n"
+	CLI_SEC_HELP
+	"\n"
+	"URLs: tcp://HOST:PORT (io_uring; epoll with TSM_NO_URING=1), inproc://NAME;\n"
+	"a dialed URL may end in '#SPIFFE-ID-PATTERN', the peer it must be.\n"
 	"Prints 'pub: published=N ...' on stdout. Exit 0 ok, 1 failure, 2 usage.\n";
 
 static const struct option pub_longopts[] = {
@@ -462,7 +504,7 @@ static const struct option pub_longopts[] = {
 	{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
 	{"listen", required_argument, NULL, OPT_LISTEN},
 	{"connect", required_argument, NULL, OPT_CONNECT},
-	{"insecure", no_argument, NULL, OPT_INSECURE},
+	CLI_SEC_LONGOPTS,
 	{"stats", no_argument, NULL, OPT_STATS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -648,7 +690,9 @@ static int pub_wait(tsm_pub *pub, const struct pub_cfg *c)
 	if (err)
 		return report("pub", "tsm_pub_wait_subscribers", err,
 		              err == TSM_ETIMEDOUT ? "start the subscribers ('tsm sub "
-		              "URL PATTERN --insecure') or raise --timeout-ms" : NULL);
+		              "URL PATTERN --pki DIR --name sub'), check that their "
+		              "certificates and the policy admit them (--stats shows "
+		              "reason.* counters), or raise --timeout-ms" : NULL);
 	return 0;
 }
 
@@ -687,8 +731,10 @@ static int cmd_pub(int argc, char **argv)
 	tsm_err err;
 	int rc;
 
-	if ((rc = pub_parse(&c, argc, argv)) || (rc = net_open("pub", &c.net, &ctx)))
+	if ((rc = pub_parse(&c, argc, argv)))
 		return rc;
+	if ((rc = net_open("pub", &c.net, &ctx)))
+		goto out;
 	err = tsm_pub_open(&pub, ctx, c.topic, NULL);
 	if (err) {
 		rc = report("pub", "tsm_pub_open", err, NULL);
@@ -702,9 +748,7 @@ static int cmd_pub(int argc, char **argv)
 		rc = EXIT_RUNTIME;
 out:
 	tsm_pub_close(pub);
-	if (ctx)
-		net_stats("pub", &c.net, ctx);
-	tsm_ctx_close(ctx);
+	net_close("pub", &c.net, ctx);
 	return rc;
 }
 
@@ -754,10 +798,11 @@ static const char sub_help[] =
 	"  --queue-depth N    subscriber queue in messages (default: libtsm's, 4096)\n"
 	"  --listen URL       listen on URL (repeatable)\n"
 	"  --connect URL      dial URL (repeatable)\n"
-	"  --insecure         no authentication or encryption (required for now)\n"
 	"  --stats            print libtsm's counters at exit\n"
 	"  -v, --verbose      libtsm debug log on stderr\n"
 	"  -h, --help         this text\n"
+	"\n"
+	CLI_SEC_HELP
 	"\n"
 	"Ends with: sub: received=N bytes=B dup=0 corrupt=0 order_errors=0 lanes=...\n"
 	"Exit 0 ok, 1 failure (fewer than --count, failed check), 2 usage.\n";
@@ -770,7 +815,7 @@ static const struct option sub_longopts[] = {
 	{"queue-depth", required_argument, NULL, OPT_QUEUE},
 	{"listen", required_argument, NULL, OPT_LISTEN},
 	{"connect", required_argument, NULL, OPT_CONNECT},
-	{"insecure", no_argument, NULL, OPT_INSECURE},
+	CLI_SEC_LONGOPTS,
 	{"stats", no_argument, NULL, OPT_STATS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -1106,8 +1151,10 @@ static int cmd_sub(int argc, char **argv)
 	bool ok;
 	int rc;
 
-	if ((rc = sub_parse(&c, argc, argv)) || (rc = net_open("sub", &c.net, &ctx)))
+	if ((rc = sub_parse(&c, argc, argv)))
 		return rc;
+	if ((rc = net_open("sub", &c.net, &ctx)))
+		goto out;
 	if ((rc = sub_open(&sub, ctx, &c)))
 		goto out;
 	st.t0 = tsm_now();
@@ -1117,9 +1164,7 @@ static int cmd_sub(int argc, char **argv)
 		rc = sub_verdict(&st, &c, ok);
 out:
 	tsm_sub_close(sub);
-	if (ctx)
-		net_stats("sub", &c.net, ctx);
-	tsm_ctx_close(ctx);
+	net_close("sub", &c.net, ctx);
 	sub_state_free(&st);
 	return rc;
 }
@@ -1138,12 +1183,13 @@ static const char main_help[] =
 	"  -h, --help         this text\n"
 	"  -V, --version      print the library version\n"
 	"\n"
-	"Example (two shells):\n"
-	"  tsm sub tcp://127.0.0.1:5555 'demo/**' --insecure --verify --count 10\n"
-	"  tsm pub tcp://127.0.0.1:5555 demo/hello --insecure --count 10 --wait-subs 1\n"
+	"Example (two shells; ./pki holds NAME.crt, NAME.key, trust.pem, policy.txt):\n"
+	"  tsm sub tcp://127.0.0.1:5555 'demo/**' --pki ./pki --name sub --verify --count 10\n"
+	"  tsm pub tcp://127.0.0.1:5555 demo/hello --pki ./pki --name pub --count 10 --wait-subs 1\n"
 	"\n"
-	"--insecure is required for now: authentication and encryption are planned.\n"
-	"Set TSM_NO_URING=1 to use the epoll engine instead of io_uring.\n";
+	"Sessions are mutual TLS 1.3 with SPIFFE identities and per-topic policy;\n"
+	"--insecure (on every peer) turns all of it off. TSM_PKI_DIR=DIR stands in\n"
+	"for --pki DIR. Set TSM_NO_URING=1 to use the epoll engine instead of io_uring.\n";
 
 int main(int argc, char **argv)
 {
