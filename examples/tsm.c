@@ -12,7 +12,7 @@
  * line on stdout that scripts parse; everything else goes to stderr.
  *
  * Security flags (--pki/--name, --cert/--key/--trust/--policy, --expect,
- * --insecure) live in tsm_sec.c.
+ * --insecure) live in tsm_sec.c and `tsm pki` in tsm_pki.c.
  *
  * Exit codes: 0 ok, 1 runtime failure (timeout, missing messages, failed
  * verification, transport error), 2 usage or configuration error
@@ -1179,11 +1179,14 @@ static const char main_help[] =
 	"Commands:\n"
 	"  pub URL TOPIC      publish self-checking messages (tsm pub --help)\n"
 	"  sub URL PATTERN    receive and optionally verify them (tsm sub --help)\n"
+	"  pki init DIR       make a development PKI: CAs, certificates, policy\n"
+	"  pki issue DIR NAME add a certificate to it (tsm pki --help)\n"
 	"\n"
 	"  -h, --help         this text\n"
 	"  -V, --version      print the library version\n"
 	"\n"
-	"Example (two shells; ./pki holds NAME.crt, NAME.key, trust.pem, policy.txt):\n"
+	"Example (once, then two shells):\n"
+	"  tsm pki init ./pki\n"
 	"  tsm sub tcp://127.0.0.1:5555 'demo/**' --pki ./pki --name sub --verify --count 10\n"
 	"  tsm pub tcp://127.0.0.1:5555 demo/hello --pki ./pki --name pub --count 10 --wait-subs 1\n"
 	"\n"
@@ -1213,7 +1216,9 @@ int main(int argc, char **argv)
 		return cmd_pub(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sub"))
 		return cmd_sub(argc - 1, argv + 1);
-	fprintf(stderr, "tsm: unknown command '%s': use 'pub' or 'sub' "
+	if (!strcmp(cmd, "pki"))
+		return cli_pki_main(argc - 1, argv + 1);
+	fprintf(stderr, "tsm: unknown command '%s': use 'pub', 'sub' or 'pki' "
 	        "(run 'tsm --help' for usage)\n", cmd);
 	return EXIT_USAGE;
 }

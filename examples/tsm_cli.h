@@ -1,7 +1,7 @@
 /*
  * examples/tsm_cli.h - what the parts of the tsm tool share: exit codes,
  * the security options of every command that opens a context
- * (tsm_sec.c).
+ * (tsm_sec.c), and the `tsm pki` command (tsm_pki.c).
  *
  * Threading: everything here runs on the tool's main thread, except the
  * event callback installed by cli_sec_apply, which libtsm calls from its
@@ -94,5 +94,8 @@ unsigned long cli_sec_report(const char *cmd);
 
 /* cli_sec_free frees what cli_sec_apply built. */
 void cli_sec_free(struct cli_sec *s);
+
+/* cli_pki_main runs `tsm pki ...` with argv[0] == "pki". */
+int cli_pki_main(int argc, char **argv);
 
 #endif
