@@ -927,6 +927,39 @@ START_TEST(dscp_marks_the_connection)
 }
 END_TEST
 
+START_TEST(reassembly_budget_bounds_memory)
+{
+	tsm_ctx_params p;
+	tsm_ctx *a, *b;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	ck_assert_int_eq(tsm_ctx_open(&a, &p), TSM_OK);
+	p.reassembly_bytes = 1u << 20; /* receiver: 1 MiB of partial messages */
+	ck_assert_int_eq(tsm_ctx_open(&b, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(a, "inproc://reasm", NULL, 0), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_dial(b, "inproc://reasm"), TSM_OK);
+	tsm_sub *s;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_sub_open(&s, b, "r", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, a, "r", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pb, 1, 5 * TSM_SEC), TSM_OK);
+	size_t n = 4u << 20;
+	uint8_t *big = calloc(1, n);
+	ck_assert_int_eq(tsm_publish(pb, big, n, NULL), TSM_OK); /* over budget */
+	ck_assert_int_eq(tsm_publish(pb, big, 512 * 1024, NULL), TSM_OK); /* fits */
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 5 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 512 * 1024);
+	tsm_msg_free(m);
+	ck_assert_uint_eq(stat(b, "drop.queue_full"), 1);
+	ck_assert_uint_eq(atomic_load(&b->reasm_used), 0); /* all given back */
+	free(big);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -957,6 +990,7 @@ int main(void)
 	tcase_add_test(d, expired_large_message_never_delivered);
 	tcase_add_test(d, block_policy_waits_for_room);
 	tcase_add_test(d, dscp_marks_the_connection);
+	tcase_add_test(d, reassembly_budget_bounds_memory);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -142,6 +142,9 @@ typedef struct tsm_ctx_params {
 	                                 before back-pressure; default 64 MiB */
 	uint32_t fragment_size;     /* bytes per fragment of a large message;
 	                               default 65536, min 1024 */
+	uint64_t reassembly_bytes;  /* all partial messages of all peers
+	                               together; beyond it a new one is
+	                               dropped (QUEUE_FULL); default 256 MiB */
 	tsm_duration handshake_timeout; /* per waiting state; default 5 s */
 	tsm_duration session_timeout; /* silence from an established peer
 	                                 before PEER_LOST; default 10 s

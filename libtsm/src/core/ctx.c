@@ -75,6 +75,8 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 		q->publish_queue = 65536;
 	if (!q->session_queue_bytes)
 		q->session_queue_bytes = 64ull << 20;
+	if (!q->reassembly_bytes)
+		q->reassembly_bytes = 256ull << 20;
 	if (!q->fragment_size)
 		q->fragment_size = 65536;
 	if (q->fragment_size > 1024 * 1024)

@@ -217,6 +217,7 @@ struct tsm_ctx {
 	atomic_uint_fast64_t sub_epoch; /* [A] bumped when local subs change */
 	uint32_t next_topic_id;    /* [mu] */
 	atomic_uint_fast64_t next_msg_id;
+	atomic_uint_fast64_t reasm_used; /* [A] bytes held by reassemblies */
 
 	atomic_bool cmd_pending;   /* [A] cmds is not empty */
 	atomic_bool resume;        /* [A] a full subscriber queue has room */

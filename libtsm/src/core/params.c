@@ -144,6 +144,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		return parse_dscp(p, v);
 	if (strcmp(k, "session_queue_bytes") == 0)
 		return parse_u64(k, v, UINT64_MAX, &p->session_queue_bytes);
+	if (strcmp(k, "reassembly_bytes") == 0)
+		return parse_u64(k, v, UINT64_MAX, &p->reassembly_bytes);
 	static const struct { const char *k; size_t off; } u32s[] = {
 		{"publish_queue", offsetof(tsm_ctx_params, publish_queue)},
 		{"fragment_size", offsetof(tsm_ctx_params, fragment_size)},

@@ -346,8 +346,16 @@ static tsm_msg *rx_whole(tsm__session *s, tsm__rtopic *rt, const tsm__rec *r,
 	return m;
 }
 
-static void rx_rs_reset(tsm__lane *l)
+/* Gives back the reassembly budget a message charged (see rx_frag_start). */
+static void rx_rs_uncharge(tsm__session *s, tsm__lane *l)
 {
+	atomic_fetch_sub(&s->ctx->reasm_used, l->rs_charged);
+	l->rs_charged = 0;
+}
+
+static void rx_rs_reset(tsm__session *s, tsm__lane *l)
+{
+	rx_rs_uncharge(s, l);
 	tsm_msg_free(l->rs_msg);
 	l->rs_msg = NULL;
 	l->rs_got = l->rs_total = 0;
@@ -374,6 +382,17 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		             TSM_ERR_DEADLINE_EXPIRED, TSM_AT_REASSEMBLY);
 		return TSM_OK;
 	}
+	/* M1: what partial messages may hold is bounded per context. */
+	uint64_t used = atomic_fetch_add(&s->ctx->reasm_used, r->total_len);
+	l->rs_charged = r->total_len;
+	if (used + r->total_len > s->ctx->p.reassembly_bytes) {
+		rx_rs_uncharge(s, l);
+		l->rs_discard = true;
+		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
+		tsm__outcome(s->ctx, rt->topic, (uint8_t)(l - s->lanes), r->msg_id,
+		             TSM_ERR_QUEUE_FULL, TSM_AT_REASSEMBLY);
+		return TSM_OK;
+	}
 	tsm__buf *b = tsm__buf_new(r->total_len + r->meta_len + 1);
 	if (!b || !(l->rs_msg = tsm__msg_new(b, rt->topic, b->data, r->total_len))) {
 		tsm__buf_unref(b);
@@ -387,6 +406,7 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		tsm__drop_msg(s->ctx, l->rs_msg, TSM_ERR_BAD_METADATA, TSM_AT_REASSEMBLY);
 		tsm_msg_free(l->rs_msg);
 		l->rs_msg = NULL;
+		rx_rs_uncharge(s, l);
 		l->rs_discard = true;
 		return TSM_OK;
 	}
@@ -426,7 +446,7 @@ static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		if (l->rs_msg)
 			tsm__drop_msg(s->ctx, l->rs_msg, TSM_ERR_DEADLINE_EXPIRED,
 			              TSM_AT_SEND_QUEUE);
-		rx_rs_reset(l);
+		rx_rs_reset(s, l);
 		return TSM_OK;
 	}
 	bool last = r->flags & TSM_REC_LAST;
@@ -439,9 +459,9 @@ static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	l->rs_next++;
 	if (!last)
 		return TSM_OK;
-	tsm_msg *m = l->rs_msg;
+	tsm_msg *m = l->rs_msg; /* complete: the application's from now on */
 	l->rs_msg = NULL;
-	rx_rs_reset(l);
+	rx_rs_reset(s, l);
 	if (m) {
 		m->prio = (uint8_t)(l - s->lanes);
 		rx_deliver(s, rt, m);
@@ -535,6 +555,7 @@ tsm_time tsm__session_rx_expire(tsm__session *s, tsm_time now)
 		              TSM_AT_REASSEMBLY);
 		tsm_msg_free(l->rs_msg);
 		l->rs_msg = NULL;
+		rx_rs_uncharge(s, l);
 		l->rs_discard = true; /* its remaining fragments are skipped */
 	}
 	return next;
@@ -551,7 +572,7 @@ void tsm__session_rx_free(tsm__session *s)
 	s->pend = NULL;
 	s->npend = s->pend_head = 0;
 	for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
-		rx_rs_reset(&s->lanes[i]);
+		rx_rs_reset(s, &s->lanes[i]);
 	tsm__buf_unref(s->rxb);
 	s->rxb = NULL;
 }

@@ -32,6 +32,7 @@ typedef struct tsm__lane {
 	uint32_t rs_next;
 	tsm__topic *rs_topic;
 	bool rs_discard;          /* expired/dropped: skip remaining fragments */
+	uint64_t rs_charged;      /* bytes of ctx->reasm_used it holds */
 } tsm__lane;
 
 /* A non-DATA frame waiting to be sent: its header (sequence number, and
