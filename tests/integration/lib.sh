@@ -8,8 +8,17 @@
 # that `meson test --print-errorlogs` shows what happened. Environment:
 #   TSM_BIN            path of the tsm binary (set by meson.build)
 #   TSM_EXPECT_ENGINE  io_uring or epoll: the engine tsm must report
+#                      ("any" for tests that do not care)
 #   TSM_NO_URING=1     set by meson for the epoll variant of every test
+#   KEEP_WORK=1        keep $WORK (logs, PKI) after the test, for debugging
 # Exit 77 means "skipped" to meson.
+#
+# Security: tests run secure. Sourcing this file makes the test PKI of
+# tests/support/pki.sh in $WORK/pki (under a second) and a policy letting
+# td-a.test publish and subscribe to everything; start_pub and start_sub
+# pass PUB_CREDS / SUB_CREDS (a-pub, and a-sub expecting a-pub's
+# identity). A test may set those arrays to other credentials, or to
+# (--insecure).
 
 set -euo pipefail
 
@@ -17,8 +26,11 @@ set -euo pipefail
 TEST_NAME=$(basename "$0" .sh)
 ENGINE=${TSM_EXPECT_ENGINE:-io_uring}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tsm-it-${TEST_NAME}.XXXXXX")
+SUPPORT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../support" && pwd)
 declare -A PID_OF=()
 NAMES=()
+# The tests choose their credentials; the user's defaults must not leak in.
+unset TSM_PKI_DIR TSM_NAME
 
 log() { printf '%s[%s]: %s\n' "$TEST_NAME" "$ENGINE" "$*"; }
 
@@ -44,7 +56,7 @@ cleanup() {
 		log "FAILED (exit $rc); logs follow"
 		dump_logs
 	fi
-	rm -rf "$WORK"
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -137,7 +149,7 @@ start_pub() {
 	shift 2
 	for try in 1 2 3 4 5; do
 		URL="tcp://127.0.0.1:$(free_port)"
-		start "$name" "$TSM_BIN" pub "$URL" "$topic" --insecure "$@"
+		start "$name" "$TSM_BIN" pub "$URL" "$topic" "${PUB_CREDS[@]}" "$@"
 		if wait_listening "$name"; then
 			return 0
 		fi
@@ -162,7 +174,7 @@ wait_listening() {
 start_sub() {
 	local name=$1 pattern=$2
 	shift 2
-	start "$name" "$TSM_BIN" sub "$URL" "$pattern" --insecure "$@"
+	start "$name" "$TSM_BIN" sub "$URL" "$pattern" "${SUB_CREDS[@]}" "$@"
 }
 
 # summary NAME: the summary line ("pub: published=..." / "sub: received=...").
@@ -204,6 +216,66 @@ expect_engine() {
 	done
 }
 
-pass() {
-	log "PASS: $*"
+# expect_secure NAME...: each child ran with mutual TLS (and said so), or,
+# when the test chose --insecure, printed the warning.
+expect_secure() {
+	local n want='security: mutual TLS 1.3'
+	[ "${PUB_CREDS[0]}" != --insecure ] || want='WARNING: --insecure'
+	for n in "$@"; do
+		grep -q -- "$want" "$WORK/$n.err" ||
+			fail "$n did not print '$want'"
+	done
 }
+
+# stat_of NAME COUNTER: the value of COUNTER in NAME's --stats output.
+stat_of() {
+	local v
+	v=$(sed -nE "s/^tsm [a-z]+: stat $2 = ([0-9]+)\$/\1/p" "$WORK/$1.err" | tail -n 1)
+	[ -n "$v" ] || fail "$1 printed no 'stat $2' (was --stats given?)"
+	printf '%s\n' "$v"
+}
+
+# expect_stat_positive NAME COUNTER: COUNTER > 0 in NAME's --stats output.
+expect_stat_positive() {
+	local v
+	v=$(stat_of "$1" "$2")
+	[ "$v" -gt 0 ] || fail "$1: $2 = $v, expected > 0"
+}
+
+# write_policy FILE RULE...: one rule a line.
+write_policy() {
+	local f=$1
+	shift
+	printf '%s\n' "# written by $TEST_NAME" "$@" >"$f"
+}
+
+# creds LEAF [TRUST [POLICY]]: CREDS=(flags for a peer holding the test
+# PKI's leaf LEAF); the trust default is td-a.test's bundle.
+creds() {
+	CREDS=(--cert "$PKI/$1.chain.pem" --key "$PKI/$1.key"
+	       --trust "${2:-$TRUST_A}" --policy "${3:-$POLICY}")
+}
+
+pki_setup() {
+	PKI=$("$SUPPORT/pki.sh" "$WORK/pki") || fail "tests/support/pki.sh failed"
+	TRUST_A="td-a.test=$PKI/bundle-a.pem"
+	# shellcheck disable=SC2034 # for the tests that source this file
+	TRUST_AB="td-a.test=$PKI/bundle-a.pem,td-b.test=$PKI/bundle-b.pem"
+	POLICY=$WORK/policy.txt
+	write_policy "$POLICY" 'allow publish spiffe://td-a.test/** **' \
+		'allow subscribe spiffe://td-a.test/** **'
+	creds a-pub
+	PUB_CREDS=("${CREDS[@]}")
+	creds a-sub
+	SUB_CREDS=("${CREDS[@]}" --expect spiffe://td-a.test/pub)
+}
+
+pass() {
+	if [ "${PUB_CREDS[0]}" = --insecure ]; then
+		log "PASS: $* [INSECURE: no TLS]"
+	else
+		log "PASS: $* [mutual TLS 1.3, SPIFFE IDs, sealed frames]"
+	fi
+}
+
+pki_setup

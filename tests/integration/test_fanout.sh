@@ -15,6 +15,7 @@ expect_exit pub 40 0
 expect_exit sub1 40 0
 expect_exit sub2 40 0
 expect_engine pub sub1 sub2
+expect_secure pub sub1 sub2
 expect_field pub published "$N"
 expect_clean_sub sub1 "$N"
 expect_clean_sub sub2 "$N"

@@ -29,6 +29,7 @@ log "killed the victim subscriber after $got of $N messages"
 expect_exit pub 40 0
 expect_exit keep 40 0
 expect_engine pub keep victim
+expect_secure pub keep victim
 expect_field pub published "$N"
 expect_clean_sub keep "$N"
 pass "victim killed at $got/$N; survivor got $N/$N verified; publisher finished (exit 0)"

@@ -17,6 +17,7 @@ expect_exit pub 50 0
 expect_exit sub1 50 0
 expect_exit sub2 50 0
 expect_engine pub sub1 sub2
+expect_secure pub sub1 sub2
 want_lanes=$(seq 0 7 | sed "s/\$/:$PER_LANE/" | paste -sd,)
 for s in sub1 sub2; do
 	expect_clean_sub "$s" "$N"

@@ -12,6 +12,7 @@ start_sub sub it/large --verify --quiet --count 1 --timeout-ms 40000
 expect_exit pub 50 0
 expect_exit sub 50 0
 expect_engine pub sub
+expect_secure pub sub
 expect_field pub published 1
 expect_clean_sub sub 1
 expect_field sub bytes "$SIZE"

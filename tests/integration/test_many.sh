@@ -12,6 +12,7 @@ start_sub sub 'it/*' --verify --quiet --count "$N" --timeout-ms 90000
 expect_exit pub 100 0
 expect_exit sub 100 0
 expect_engine pub sub
+expect_secure pub sub
 expect_field pub published "$N"
 expect_clean_sub sub "$N"
 pass "$N x 64 B: all $N delivered once, intact ($(field pub rate) msg/s published)"
