@@ -227,6 +227,55 @@ case_insecure_mismatch() {
 	pass "a peer without a certificate (--insecure) against a secure one: INSECURE_MISMATCH, both sides refuse"
 }
 
+# ---- rotation: files re-read while sessions are live ----
+
+# live_refusal REASON SWAP...: a stream flows from pub to sub; then SWAP
+# (a command) replaces a file of the publisher atomically; the publisher
+# must close the live session with REASON and admit no new one.
+live_refusal() {
+	local reason=$1 counter
+	shift
+	counter=reason.$(lower "$reason")
+	start_pub pub it/sec --count 1000000 --rate 100 --wait-subs 1 --timeout-ms 20000 --stats
+	start_sub sub 'it/**' --count 1000000 --timeout-ms 120000 --stats
+	wait_for sub out '^sub: topic=' 30
+	log "messages flow; now: $*"
+	"$@"
+	wait_for pub err "refusing peer: $reason \(credentials or policy changed\)" 30
+	kill -TERM "${PID_OF[sub]}" "${PID_OF[pub]}"
+	expect_exit sub 30 1
+	expect_exit pub 30 1
+	expect_stat_positive pub security.reloads
+	expect_stat_positive pub "$counter"
+	[ "$(stat_of pub session.established)" = 1 ] ||
+		fail "pub: session.established = $(stat_of pub session.established): a new session was admitted after the change"
+	[ "$(field sub received)" -gt 0 ] || fail "sub received nothing before the change"
+	log "ok: live session closed with $reason after the reload ($counter = $(stat_of pub "$counter")," \
+		"security.reloads = $(stat_of pub security.reloads)); no new session; sub had $(field sub received) messages"
+}
+
+# swap SRC DST: replace DST atomically, as docs/security.md tells operators.
+swap() {
+	cp "$1" "$2.new"
+	mv "$2.new" "$2"
+}
+
+case_reload_policy() {
+	cp "$POLICY" "$WORK/live.txt"
+	write_policy "$WORK/without-sub.txt" 'allow publish spiffe://td-a.test/pub **'
+	as_pub a-pub "$TRUST_A" "$WORK/live.txt"
+	live_refusal AUTHZ_DENIED swap "$WORK/without-sub.txt" "$WORK/live.txt"
+	pass "policy replaced under a live session: the subscriber's session closed (AUTHZ_DENIED), no new one admitted"
+}
+
+case_reload_crl() {
+	cp "$PKI/crl-a-empty.pem" "$WORK/crl.pem"
+	as_sub a-revoked
+	PUB_CREDS+=(--crl "$WORK/crl.pem")
+	live_refusal CERT_REVOKED swap "$PKI/crl-a.pem" "$WORK/crl.pem"
+	pass "a CRL revoking the live peer replaced the old one: session closed (CERT_REVOKED), no new one admitted"
+}
+
 # ---- SVID leaf rules: our own certificate ----
 
 case_svid_malformed() {
