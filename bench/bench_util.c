@@ -8,6 +8,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,6 +83,50 @@ struct bench_shared *bench_shared_map(void)
 		return NULL;
 	/* Anonymous pages are zero; atomics at zero are valid objects. */
 	return p;
+}
+
+void *bench_shm_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int64_t bench_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void bench_sleep_until(int64_t t_ns)
+{
+	struct timespec ts = {.tv_sec = t_ns / 1000000000,
+	                      .tv_nsec = t_ns % 1000000000};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+}
+
+int bench_enter_netns(const char *name)
+{
+	char path[256];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "bench: netns %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	rc = setns(fd, CLONE_NEWNET);
+	if (rc < 0)
+		fprintf(stderr, "bench: setns %s: %s\n", path, strerror(errno));
+	close(fd);
+	return rc;
 }
 
 pid_t bench_fork(void)

@@ -81,6 +81,27 @@ int bench_parse_size(const char *s, size_t *out);
 /* bench_parse_u64 reads a positive decimal into *out; 0 or -1. */
 int bench_parse_u64(const char *s, uint64_t *out);
 
+/*
+ * bench_shm_map returns len zeroed bytes shared with every process forked
+ * afterwards (MAP_SHARED | MAP_ANONYMOUS), or NULL (errno set).
+ */
+void *bench_shm_map(size_t len);
+
+/* bench_cpu_ns returns the CPU time of the whole process (all threads,
+ * CLOCK_PROCESS_CPUTIME_ID) in nanoseconds. */
+int64_t bench_cpu_ns(void);
+
+/* bench_sleep_until sleeps until CLOCK_MONOTONIC reaches t_ns (returns at
+ * once when it has). */
+void bench_sleep_until(int64_t t_ns);
+
+/*
+ * bench_enter_netns moves the calling thread (and every thread and socket
+ * it creates later) into the network namespace that `ip netns add name`
+ * made (/run/netns/name). Returns 0, or -1 after saying why on stderr.
+ */
+int bench_enter_netns(const char *name);
+
 /* bench_put_seq / bench_get_seq store a sequence number little-endian
  * at p (8 bytes), whatever the host's alignment rules. */
 void bench_put_seq(void *p, uint64_t seq);
