@@ -205,6 +205,8 @@ combine() {
 			}
 		if (n % 2)
 			return a[(n + 1) / 2]
+		if (a[n / 2] == a[n / 2 + 1])
+			return a[n / 2] # keeps an integer an integer
 		return sprintf("%.2f", (a[n / 2] + a[n / 2 + 1]) / 2)
 	}
 	{
@@ -227,6 +229,7 @@ combine() {
 			k = keys[i]
 			if (k ~ /^(iters|count|received|queue_full)$/) v = sum[k]
 			else if (k ~ /^(max_us|capped)$/) v = mx[k]
+			else if (k ~ /^(secure|transport)$/) { split(vals[k], w, " "); v = w[1] }
 			else if (vals[k] ~ /^[0-9. ]+$/) v = median(k)
 			else { split(vals[k], w, " "); v = w[1] }
 			line = line " " k "=" v
