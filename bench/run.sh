@@ -10,7 +10,8 @@
 # error), never because a target is missed.
 #
 # usage: bench/run.sh [--quick] [--floor-only] [--secure] [name...]
-#   names: rt rt-busy stream (default: all three)
+#   names: rt rt-busy stream (the default: these three), and opt-in:
+#   prio (P1) prio-tbf (P2) deadline (D1) fanout (S1); all = every one
 #   --secure: mTLS + AEAD, with a throw-away PKI from tests/support/pki.sh
 #   (the targets are defined for secure runs; the default is insecure)
 # environment:
@@ -26,6 +27,16 @@
 #                      5 with --quick)
 #   BENCH_RT_SIZES     round-trip sizes in bytes ("64 1024 65536 1048576")
 #   BENCH_STREAM_SIZES stream sizes in bytes ("64 65536")
+#   BENCH_PRIO_ITERS   urgent round trips of prio and prio-tbf, over all
+#                      rounds (6000)
+#   BENCH_DEADLINE_SECS seconds of publishing per deadline policy, over
+#                      all rounds (3)
+#   BENCH_FANOUT_SUBS  subscriber counts of fanout's cost runs ("1 2 4 8")
+#   BENCH_FANOUT_COUNT messages per fanout cost run, over all rounds
+#                      (200000)
+#   BENCH_FANOUT_ITERS messages per subscriber of fanout's stall runs,
+#                      over all rounds (6000)
+#   BENCH_FANOUT_STALL_SUBS subscribers of fanout's stall runs (8)
 #   TSM_BENCH_ARGS     extra tsm_bench arguments (--recv-spin, --secure ...)
 #   TSM_NO_URING=1     passed through: libtsm then uses epoll
 set -u
@@ -39,10 +50,18 @@ case_timeout=${BENCH_TIMEOUT:-120}
 rounds=${BENCH_ROUNDS:-3}
 rt_sizes=${BENCH_RT_SIZES:-64 1024 65536 1048576}
 stream_sizes=${BENCH_STREAM_SIZES:-64 65536}
+prio_iters=${BENCH_PRIO_ITERS:-6000}
+deadline_secs=${BENCH_DEADLINE_SECS:-3}
+fanout_subs=${BENCH_FANOUT_SUBS:-1 2 4 8}
+fanout_count=${BENCH_FANOUT_COUNT:-200000}
+fanout_iters=${BENCH_FANOUT_ITERS:-6000}
 read -r -a tsm_extra <<<"${TSM_BENCH_ARGS:-}"
+tsm_cred=() # --secure's credentials, for every libtsm program
+exec_prefix=() # prio-tbf: runs A inside its network namespace
 failed=0
 raw='' tsm='' tsm_rc=0 # set by run_rounds
 table=()
+pki_dir='' ns_a='' ns_b=
 
 usage() {
 	sed -n '/^# usage:/,/^# *TSM_NO_URING/s/^# \{0,1\}//p' "$0" >&2
@@ -56,7 +75,9 @@ while [ $# -gt 0 ]; do
 	--floor-only) floor_only=1 ;;
 	--secure) secure=1 ;;
 	-h | --help) usage ;;
-	rt | rt-busy | stream) names+=("$1") ;;
+	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout)
+		names+=("$1") ;;
+	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout) ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
 	esac
 	shift
@@ -71,21 +92,39 @@ case $rounds in
 '' | *[!0-9]* | 0) echo "run.sh: BENCH_ROUNDS must be >= 1" >&2; usage ;;
 esac
 
+# ---- cleanup ----
+
+# netns_teardown: remove prio-tbf's namespaces (and so its veth pair).
+netns_teardown() {
+	[ -n "$ns_a" ] && ip netns del "$ns_a" 2>/dev/null
+	[ -n "$ns_b" ] && ip netns del "$ns_b" 2>/dev/null
+	ns_a='' ns_b=''
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	netns_teardown
+	[ -n "$pki_dir" ] && rm -rf "$pki_dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 # ---- credentials ----
 
 # secure_setup: a test PKI and a policy letting the two benchmark
-# identities publish and subscribe bench/**; appends tsm_bench's flags.
+# identities publish and subscribe bench/**; sets the libtsm programs'
+# flags (tsm_bench's too).
 secure_setup() {
 	pki_dir=$(mktemp -d "${TMPDIR:-/tmp}/tsm-bench-pki.XXXXXX") || return 1
-	trap 'rm -rf "$pki_dir"' EXIT
 	"$root/tests/support/pki.sh" "$pki_dir" >/dev/null || return 1
 	printf '%s\n' "allow publish spiffe://td-a.test/* bench/**" \
 		"allow subscribe spiffe://td-a.test/* bench/**" \
 		>"$pki_dir/bench.policy"
-	tsm_extra+=(--secure --trust "td-a.test=$pki_dir/bundle-a.pem"
+	tsm_cred=(--secure --trust "td-a.test=$pki_dir/bundle-a.pem"
 		--policy "$pki_dir/bench.policy"
 		--cert "$pki_dir/a-pub.chain.pem" --key "$pki_dir/a-pub.key"
 		--cert-b "$pki_dir/a-sub.chain.pem" --key-b "$pki_dir/a-sub.key")
+	tsm_extra+=("${tsm_cred[@]}")
 }
 
 if [ "$secure" = 1 ] && [ "$floor_only" = 0 ] && ! secure_setup; then
@@ -95,21 +134,28 @@ fi
 
 # ---- build ----
 
-# raw_tcp must build; tsm_bench may not while the library is unfinished,
-# and then only the libtsm runs fail.
+# The raw floors must build; a libtsm program may not while the library
+# is unfinished, and then only its runs fail.
 build() {
+	local t
 	if [ ! -f "$build_dir/build.ninja" ]; then
 		meson setup "$build_dir" "$root" >&2 || return 1
 	fi
-	ninja -C "$build_dir" bench/raw_tcp >&2 || return 1
-	tsm_built=1
-	if [ "$floor_only" = 0 ] && ! ninja -C "$build_dir" bench/tsm_bench >&2; then
-		echo "run.sh: tsm_bench does not build; libtsm runs will fail" >&2
-		tsm_built=0
-	fi
+	ninja -C "$build_dir" bench/raw_tcp bench/raw_prio bench/raw_fanout \
+		>&2 || return 1
+	[ "$floor_only" = 1 ] && return 0
+	for t in tsm_bench tsm_prio tsm_deadline tsm_fanout; do
+		if ninja -C "$build_dir" "bench/$t" >&2; then
+			tsm_built_list+="$t "
+		else
+			echo "run.sh: $t does not build; its libtsm runs will fail" >&2
+		fi
+	done
+	case $tsm_built_list in *" tsm_bench "*) tsm_built=1 ;; esac
 }
 
 tsm_built=0
+tsm_built_list=' '
 if ! build; then
 	echo "run.sh: build failed" >&2
 	exit 1
@@ -165,7 +211,9 @@ stream_count() {
 }
 
 # run_one TAG CMD...: run with a time limit; print its "TAG:" line.
-# stderr goes straight through so a failure explains itself.
+# stderr goes straight through so a failure explains itself. A failed
+# run returns 1 but still prints the line it may have printed, so that a
+# case can show what was measured before the failure.
 run_one() {
 	local tag=$1 out rc
 	shift
@@ -176,7 +224,10 @@ run_one() {
 	elif [ $rc -ne 0 ]; then
 		echo "run.sh: FAILED (exit $rc): $*" >&2
 	fi
-	[ $rc -eq 0 ] || return 1
+	if [ $rc -ne 0 ]; then
+		printf '%s\n' "$out" | grep "^$tag: "
+		return 1
+	fi
 	printf '%s\n' "$out" | grep "^$tag: "
 }
 
@@ -192,11 +243,21 @@ run_tsm() {
 		"${tsm_extra[@]}"
 }
 
+# Keys that combine sums (counts), takes the maximum or the minimum of.
+sum_keys='iters|count|received|queue_full|sent|urgent_sent|urgent_lost'
+sum_keys+='|urgent_gaps|stale|bulk_msgs|bulk_gaps|bad|published|refused_full'
+sum_keys+='|refused_expired|delivered|late|late_at_call|late_e2e|expired'
+sum_keys+='|expired_a|expired_b|other_drops|unaccounted|outcomes|exp_[a-z]+'
+sum_keys+='|dups|gaps|drops|drops_stalled|drops_a|drops_pub|received_min'
+max_keys='max_us|capped|late_max_us|late_e2e_max_us'
+min_keys='slack_min_us'
+
 # combine LINE...: one line out of several rounds' lines of one kind:
-# per key the median, except max_us and capped (the maximum), the counts
+# per key the median, except the maxima and minima above, the counts
 # (the sum), and words such as transport=io_uring (the first).
 combine() {
-	printf '%s\n' "$@" | awk '
+	printf '%s\n' "$@" | awk -v sum_re="^($sum_keys)\$" \
+		-v max_re="^($max_keys)\$" -v min_re="^($min_keys)\$" '
 	function median(k,   a, n, i, j, t) {
 		n = split(vals[k], a, " ")
 		for (i = 2; i <= n; i++)
@@ -215,10 +276,12 @@ combine() {
 			eq = index($i, "=")
 			k = substr($i, 1, eq - 1); v = substr($i, eq + 1)
 			if (!(k in vals)) {
-				keys[++nk] = k; vals[k] = v; mx[k] = v; sum[k] = 0
+				keys[++nk] = k; vals[k] = v; mx[k] = v; mn[k] = v
+				sum[k] = 0
 			} else {
 				vals[k] = vals[k] " " v
 				if (v + 0 > mx[k] + 0) mx[k] = v
+				if (v + 0 < mn[k] + 0) mn[k] = v
 			}
 			sum[k] += v
 		}
@@ -227,8 +290,9 @@ combine() {
 		line = tag
 		for (i = 1; i <= nk; i++) {
 			k = keys[i]
-			if (k ~ /^(iters|count|received|queue_full)$/) v = sum[k]
-			else if (k ~ /^(max_us|capped)$/) v = mx[k]
+			if (k ~ sum_re) v = sum[k]
+			else if (k ~ max_re) v = mx[k]
+			else if (k ~ min_re) v = mn[k]
 			else if (k ~ /^(secure|transport)$/) { split(vals[k], w, " "); v = w[1] }
 			else if (vals[k] ~ /^[0-9. ]+$/) v = median(k)
 			else { split(vals[k], w, " "); v = w[1] }
@@ -380,6 +444,362 @@ stream_case() {
  $ratio | ${tgt:--} | $(verdict "$ratio" "$tgt") |")
 }
 
+# ---- prio, prio-tbf, deadline, fanout ----
+
+# built PROG: 0 if the libtsm program PROG built.
+built() {
+	case $tsm_built_list in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+# run_prog TAG PROG ARGS...: one run of a floor (TAG raw) or libtsm
+# (TAG tsm) program of the cases below, inside exec_prefix (prio-tbf's
+# namespace) when set; prints its line. Returns 0, 1 (failed) or 2 (a
+# libtsm run skipped by --floor-only).
+run_prog() {
+	local tag=$1 prog=$2
+	shift 2
+	if [ "$tag" = tsm ]; then
+		[ "$floor_only" = 1 ] && return 2
+		if ! built "$prog"; then
+			echo "run.sh: not run ($prog did not build): $*" >&2
+			return 1
+		fi
+		set -- "$@" "${tsm_cred[@]}"
+	fi
+	run_one "$tag" "${exec_prefix[@]}" "$build_dir/bench/$prog" "$@"
+}
+
+# per_round TOTAL: a round's share of TOTAL (at least 1).
+per_round() {
+	local n=$1
+	[ "$quick" = 1 ] && n=$((n / 10))
+	n=$(((n + rounds - 1) / rounds))
+	[ "$n" -lt 1 ] && n=1
+	echo "$n"
+}
+
+# is_num V: 0 if V is a number (not NA, not empty).
+is_num() {
+	[[ $1 =~ ^-?[0-9]+(\.[0-9]+)?$ ]]
+}
+
+# ratio_of A B: A / B with two decimals, NA unless both are numbers and
+# B is not 0.
+ratio_of() {
+	if is_num "$1" && is_num "$2" && awk "BEGIN { exit !($2 != 0) }"; then
+		calc "$1 / $2"
+	else
+		echo NA
+	fi
+}
+
+# all_met VERDICT...: met if every one is met, missed if any is missed,
+# - when none applies.
+all_met() {
+	local v out=-
+	for v in "$@"; do
+		case $v in
+		missed) echo missed; return ;;
+		met) out=met ;;
+		esac
+	done
+	echo "$out"
+}
+
+# netns_setup: two network namespaces joined by a veth pair, with a
+# 1 Gbit/s tbf on A's side (A sends the bulk); sets ns_a, ns_b, tbf_addr
+# (A's address). Returns 1 with netns_reason set when it cannot.
+netns_setup() {
+	local sub=$(($$ % 250)) va=tsmb$$a vb=tsmb$$b err
+	if [ "$(id -u)" != 0 ]; then
+		netns_reason=not_root
+		return 1
+	fi
+	if ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
+		netns_reason=no_iproute2
+		return 1
+	fi
+	ns_a=tsm-bench-$$-a ns_b=tsm-bench-$$-b
+	tbf_addr=10.213.$sub.1
+	if ! err=$({ ip netns add "$ns_a" && ip netns add "$ns_b" &&
+		ip link add "$va" type veth peer name "$vb" &&
+		ip link set "$va" netns "$ns_a" &&
+		ip link set "$vb" netns "$ns_b" &&
+		ip -n "$ns_a" addr add "$tbf_addr/30" dev "$va" &&
+		ip -n "$ns_b" addr add "10.213.$sub.2/30" dev "$vb" &&
+		ip -n "$ns_a" link set lo up && ip -n "$ns_b" link set lo up &&
+		ip -n "$ns_a" link set "$va" up &&
+		ip -n "$ns_b" link set "$vb" up &&
+		ip netns exec "$ns_a" tc qdisc add dev "$va" root tbf \
+			rate 1gbit burst 64kb latency 10ms; } 2>&1); then
+		netns_reason=$(printf '%s' "${err:-failed}" | head -n 1 | tr -c 'A-Za-z0-9.:\n' _)
+		netns_teardown
+		return 1
+	fi
+}
+
+# prio_rounds ARGS...: rounds of naive floor, split floor, libtsm; sets
+# raw, naive, tsm (combined lines; tsm includes a failed run's line) and
+# tsm_rc. Returns 1 when a floor failed.
+prio_rounds() {
+	local r out raws=() naives=() tsms=()
+	tsm_rc=0
+	for ((r = 0; r < rounds; r++)); do
+		out=$(run_prog raw raw_prio --naive "$@") || return 1
+		naives+=("$out")
+		out=$(run_prog raw raw_prio "$@") || return 1
+		raws+=("$out")
+		out=$(run_prog tsm tsm_prio "$@")
+		tsm_rc=$?
+		[ -n "$out" ] && tsms+=("$out")
+		[ "$tsm_rc" = 0 ] || break
+	done
+	raw=$(combine "${raws[@]}")
+	naive=$(combine "${naives[@]}")
+	tsm=''
+	[ ${#tsms[@]} -gt 0 ] && tsm=$(combine "${tsms[@]}")
+	return 0
+}
+
+# prio_case NAME: P1 on loopback (prio) or P2 through tbf (prio-tbf).
+prio_case() {
+	local name=$1 iters id=P1 lim=1.2 size=64/1048576 status eng=-
+	local p50=NA p99=NA bulk=NA lost=NA r50 r99 rb v50 v99 vb vl verdict
+	local t50 t99 tb tl args
+	iters=$(per_round "$prio_iters")
+	args=(--iters "$iters" --warmup "$(((iters + 9) / 10))"
+		--max-secs "$(calc "$max_secs / $rounds")")
+	if [ "$name" = prio-tbf ]; then
+		id=P2 lim=1.3
+		if ! netns_setup; then
+			echo "bench: name=prio-tbf skipped reason=$netns_reason"
+			table+=("| prio-tbf | $size | - | skipped ($netns_reason) | - | - | - | - |")
+			return
+		fi
+		args+=(--addr "$tbf_addr" --netns-b "$ns_b")
+		exec_prefix=(ip netns exec "$ns_a")
+	fi
+	prio_rounds "${args[@]}"
+	local floor_rc=$?
+	exec_prefix=()
+	[ "$name" = prio-tbf ] && netns_teardown
+	if [ $floor_rc -ne 0 ]; then
+		failed=1
+		echo "bench: name=$name size=$size status=floor-failed"
+		table+=("| $name | $size | - | not run | failed | NA | - | - |")
+		return
+	fi
+	status_of "$tsm_rc"
+	if [ -n "$tsm" ]; then
+		p50=$(field "$tsm" p50_us) p99=$(field "$tsm" p99_us)
+		bulk=$(field "$tsm" bulk_mb_per_s)
+		lost=$(field "$tsm" urgent_lost)
+		eng=$(engine "$tsm")
+		[ "$(field "$tsm" capped)" = 1 ] && eng="$eng, capped"
+	fi
+	r50=$(ratio_of "$p50" "$(field "$raw" p50_us)")
+	r99=$(ratio_of "$p99" "$(field "$raw" p99_us)")
+	rb=$(ratio_of "$bulk" "$(field "$raw" bulk_mb_per_s)")
+	t50="$id <= $lim" tl="$id == 0" t99='' tb=''
+	[ "$id" = P1 ] && t99="P1 <= 1.5" tb="P1 >= 0.7"
+	v50=$(verdict "$r50" "$t50") v99=$(verdict "$r99" "$t99")
+	vb=$(verdict "$rb" "$tb") vl=$(verdict "$lost" "$tl")
+	verdict=$(all_met "$v50" "$v99" "$vb" "$vl")
+	echo "bench: name=$name size=64 bulk_size=1048576 p50_us=$p50" \
+		"p99_us=$p99 floor_p50_us=$(field "$raw" p50_us) ratio=$r50" \
+		"target=$(compact "$t50") verdict=$verdict" \
+		"floor_p99_us=$(field "$raw" p99_us) p99_ratio=$r99" \
+		"p99_target=$(compact "$t99") bulk_mb_per_s=$bulk" \
+		"floor_bulk_mb_per_s=$(field "$raw" bulk_mb_per_s)" \
+		"bulk_ratio=$rb bulk_target=$(compact "$tb")" \
+		"urgent_sent=$(field_or "$tsm" urgent_sent) urgent_lost=$lost" \
+		"urgent_missing_at_b=$(field_or "$tsm" urgent_gaps)" \
+		"bulk_missing_at_b=$(field_or "$tsm" bulk_gaps)" \
+		"p999_us=$(field_or "$tsm" p999_us) max_us=$(field_or "$tsm" max_us)" \
+		"samples=$(field_or "$tsm" iters) capped=$(field_or "$tsm" capped)" \
+		"latency=round-trip transport=$(field_or "$tsm" transport)" \
+		"secure=$(field_or "$tsm" secure) status=$status"
+	echo "bench: name=$name-naive size=64 bulk_size=1048576" \
+		"p50_us=$(field "$naive" p50_us) p99_us=$(field "$naive" p99_us)" \
+		"floor_p50_us=$(field "$raw" p50_us)" \
+		"ratio=$(ratio_of "$(field "$naive" p50_us)" "$(field "$raw" p50_us)")" \
+		"target=- verdict=- bulk_mb_per_s=$(field "$naive" bulk_mb_per_s)" \
+		"max_us=$(field "$naive" max_us) samples=$(field "$naive" iters)" \
+		"note=raw_tcp_one_connection status=ok"
+	local lat flat
+	lat="$p50 / $p99 / $(field_or "$tsm" p999_us) / $(field_or "$tsm" max_us)"
+	flat="$(field "$raw" p50_us) / $(field "$raw" p99_us) /"
+	flat+=" $(field "$raw" p999_us) / $(field "$raw" max_us)"
+	[ "$status" = ok ] || lat="$status: $lat"
+	[ -n "$tsm" ] || lat=$status
+	table+=("| $name urgent p50 | $size | $eng | $lat | $flat | $r50 | ${t50} | $v50 |")
+	table+=("| $name urgent p99 | $size | $eng | $p99 | $(field "$raw" p99_us) | $r99 | ${t99:--} | $v99 |")
+	table+=("| $name bulk MB/s | $size | $eng | $bulk | $(field "$raw" bulk_mb_per_s) | $rb | ${tb:--} | $vb |")
+	table+=("| $name urgent lost (no echo in 2 s) | $size | $eng | $lost of $(field_or "$tsm" urgent_sent) ($(field_or "$tsm" urgent_gaps) urgent, $(field_or "$tsm" bulk_gaps) bulk missing at B) | 0 | - | $tl | $vl |")
+	table+=("| $name naive (raw, one connection) | $size | raw TCP | $(field "$naive" p50_us) / $(field "$naive" p99_us) / $(field "$naive" p999_us) / $(field "$naive" max_us), $(field "$naive" bulk_mb_per_s) MB/s | $flat | $(ratio_of "$(field "$naive" p50_us)" "$(field "$raw" p50_us)") | - | - |")
+}
+
+# deadline_case POLICY: D1 with the subscriber's back-pressure POLICY.
+deadline_case() {
+	local policy=$1 secs r out tsms=() status rc=0 eng=-
+	local late=NA unacc=NA drops=NA outcomes=NA vl vu vo verdict
+	secs=$(calc "$deadline_secs / $rounds")
+	[ "$quick" = 1 ] && secs=$(calc "$secs / 2")
+	for ((r = 0; r < rounds; r++)); do
+		out=$(run_prog tsm tsm_deadline --backpressure "$policy" \
+			--secs "$secs")
+		rc=$?
+		[ -n "$out" ] && tsms+=("$out")
+		[ "$rc" = 0 ] || break
+	done
+	status_of "$rc"
+	tsm=''
+	[ ${#tsms[@]} -gt 0 ] && tsm=$(combine "${tsms[@]}")
+	if [ -n "$tsm" ]; then
+		late=$(field "$tsm" late) unacc=$(field "$tsm" unaccounted)
+		outcomes=$(field "$tsm" outcomes)
+		drops=$(($(field "$tsm" expired) + $(field "$tsm" queue_full) +
+			$(field "$tsm" other_drops)))
+		eng=$(engine "$tsm")
+	fi
+	vl=$(verdict "$late" "D1 == 0") vu=$(verdict "$unacc" "D1 == 0")
+	vo=$(verdict "$(ratio_of "$outcomes" "$drops")" "D1 == 1")
+	[ "$drops" = 0 ] && [ "$outcomes" = 0 ] && vo=met
+	verdict=$(all_met "$vl" "$vu" "$vo")
+	echo "bench: name=deadline policy=$policy size=65536" \
+		"budget_us=$(field_or "$tsm" budget_us)" \
+		"published=$(field_or "$tsm" published)" \
+		"delivered=$(field_or "$tsm" delivered) late=$late" \
+		"floor_p50_us=0 ratio=- target=D1:late=0,unaccounted=0" \
+		"verdict=$verdict late_at_call=$(field_or "$tsm" late_at_call)" \
+		"late_max_us=$(field_or "$tsm" late_max_us)" \
+		"expired=$(field_or "$tsm" expired)" \
+		"expired_a=$(field_or "$tsm" expired_a)" \
+		"expired_b=$(field_or "$tsm" expired_b)" \
+		"queue_full=$(field_or "$tsm" queue_full)" \
+		"other_drops=$(field_or "$tsm" other_drops) unaccounted=$unacc" \
+		"outcomes=$outcomes late_e2e=$(field_or "$tsm" late_e2e)" \
+		"late_e2e_max_us=$(field_or "$tsm" late_e2e_max_us)" \
+		"exp_sendq=$(field_or "$tsm" exp_sendq)" \
+		"exp_reasm=$(field_or "$tsm" exp_reasm)" \
+		"exp_subq=$(field_or "$tsm" exp_subq)" \
+		"exp_handover=$(field_or "$tsm" exp_handover)" \
+		"transport=$(field_or "$tsm" transport)" \
+		"secure=$(field_or "$tsm" secure) status=$status"
+	local name="deadline $policy"
+	table+=("| $name: late (local clock) | 65536 | $eng | $late of $(field_or "$tsm" delivered) delivered (worst $(field_or "$tsm" late_max_us) µs; $(field_or "$tsm" late_at_call) already expired at the call) | - | - | D1 == 0 | $vl |")
+	table+=("| $name: unaccounted | 65536 | $eng | $unacc of $(field_or "$tsm" published) published ($(field_or "$tsm" expired) expired, $(field_or "$tsm" queue_full) queue full, $(field_or "$tsm" other_drops) other) | - | - | D1 == 0 | $vu |")
+	table+=("| $name: outcomes / drops | 65536 | $eng | $outcomes / $drops | - | - | D1 == 1 | $vo |")
+	table+=("| $name: late vs publisher's clock | 65536 | $eng | $(field_or "$tsm" late_e2e) (worst $(field_or "$tsm" late_e2e_max_us) µs) | - | - | - | - |")
+}
+
+# fanout_rounds ARGS...: rounds of the raw and the libtsm fanout with
+# ARGS; sets raw, tsm, tsm_rc like prio_rounds. Returns 1 when a floor
+# failed.
+fanout_rounds() {
+	local r out raws=() tsms=()
+	tsm_rc=0
+	for ((r = 0; r < rounds; r++)); do
+		out=$(run_prog raw raw_fanout "$@") || return 1
+		raws+=("$out")
+		out=$(run_prog tsm tsm_fanout "$@")
+		tsm_rc=$?
+		[ -n "$out" ] && tsms+=("$out")
+		[ "$tsm_rc" = 0 ] || break
+	done
+	raw=$(combine "${raws[@]}")
+	tsm=''
+	[ ${#tsms[@]} -gt 0 ] && tsm=$(combine "${tsms[@]}")
+	return 0
+}
+
+# fanout_cost N COUNT: S1's publisher cost with N subscribers; growth is
+# relative to the first subscriber count (base_n; base_cpu its cost).
+fanout_cost() {
+	local n=$1 cpu=NA fcpu growth=NA limit tgt status eng=- ratio v
+	if ! fanout_rounds cost --subs "$n" --count "$2"; then
+		failed=1
+		echo "bench: name=fanout subs=$n status=floor-failed"
+		table+=("| fanout cost, $n subs | 64 | - | not run | failed | NA | - | - |")
+		return
+	fi
+	status_of "$tsm_rc"
+	fcpu=$(field "$raw" cpu_ns_per_msg)
+	[ -n "$tsm" ] && cpu=$(field "$tsm" cpu_ns_per_msg) eng=$(engine "$tsm")
+	[ "$status" = ok ] || cpu=NA
+	[ "$n" = "$base_n" ] && is_num "$cpu" && base_cpu=$cpu
+	[ -n "$base_cpu" ] && growth=$(ratio_of "$cpu" "$base_cpu")
+	limit=$(calc "$n / $base_n")
+	tgt="S1 <= $limit"
+	ratio=$(ratio_of "$cpu" "$fcpu")
+	v=$(verdict "$growth" "$tgt")
+	echo "bench: name=fanout subs=$n size=64 cpu_ns_per_msg=$cpu" \
+		"floor_cpu_ns_per_msg=$fcpu ratio=$ratio growth=$growth" \
+		"growth_base_subs=$base_n target=$(compact "$tgt")" \
+		"verdict=$v msgs_per_s=$(field_or "$tsm" msgs_per_s)" \
+		"floor_msgs_per_s=$(field "$raw" msgs_per_s)" \
+		"sent=$(field_or "$tsm" sent) capped=$(field_or "$tsm" capped)" \
+		"transport=$(field_or "$tsm" transport)" \
+		"secure=$(field_or "$tsm" secure) status=$status"
+	table+=("| fanout cost, $n subs (growth vs $base_n) | 64 | $eng | $cpu ns/msg, $(field_or "$tsm" msgs_per_s) msg/s; growth $growth | $fcpu ns/msg, $(field "$raw" msgs_per_s) msg/s | $ratio | $tgt | $v |")
+}
+
+# fanout_stall N: the others' p99 with subscriber 0 stalled vs not.
+fanout_stall() {
+	local n=$1 iters args raw0 tsm0 st0 st1 ratio=NA fratio v eng=-
+	iters=$(per_round "$fanout_iters")
+	args=(lat --subs "$n" --iters "$iters" --warmup "$(((iters + 9) / 10))"
+		--max-secs "$(calc "$max_secs / $rounds")")
+	if ! fanout_rounds "${args[@]}"; then
+		failed=1
+		echo "bench: name=fanout-stall subs=$n status=floor-failed"
+		table+=("| fanout stall, $n subs | 64 | - | not run | failed | NA | - | - |")
+		return
+	fi
+	raw0=$raw tsm0=$tsm st0=$tsm_rc
+	if ! fanout_rounds "${args[@]}" --stalled; then
+		failed=1
+		echo "bench: name=fanout-stall subs=$n status=floor-failed"
+		table+=("| fanout stall, $n subs | 64 | - | not run | failed | NA | - | - |")
+		return
+	fi
+	st1=$tsm_rc
+	[ "$st0" = 0 ] && st0=$st1
+	status_of "$st0"
+	if [ "$status" = ok ]; then
+		ratio=$(ratio_of "$(field "$tsm" p99_us)" "$(field "$tsm0" p99_us)")
+		eng=$(engine "$tsm")
+	fi
+	fratio=$(ratio_of "$(field "$raw" p99_us)" "$(field "$raw0" p99_us)")
+	v=$(verdict "$ratio" "S1 <= 1.1")
+	echo "bench: name=fanout-stall subs=$n size=64" \
+		"p99_us=$(field_or "$tsm" p99_us)" \
+		"p99_base_us=$(field_or "$tsm0" p99_us)" \
+		"floor_p99_us=$(field "$raw" p99_us)" \
+		"floor_p99_base_us=$(field "$raw0" p99_us) ratio=$ratio" \
+		"target=S1<=1.1 verdict=$v floor_ratio=$fratio" \
+		"p50_us=$(field_or "$tsm" p50_us)" \
+		"p50_base_us=$(field_or "$tsm0" p50_us)" \
+		"drops_stalled=$(field_or "$tsm" drops_stalled)" \
+		"floor_drops_stalled=$(field "$raw" drops_stalled)" \
+		"samples=$(field_or "$tsm" iters) latency=one-way" \
+		"transport=$(field_or "$tsm" transport)" \
+		"secure=$(field_or "$tsm" secure) status=$status"
+	table+=("| fanout stall, $n subs: others' p99 (µs) stalled / not | 64 | $eng | $(field_or "$tsm" p99_us) / $(field_or "$tsm0" p99_us) (p50 $(field_or "$tsm" p50_us) / $(field_or "$tsm0" p50_us)) | $(field "$raw" p99_us) / $(field "$raw0" p99_us) (ratio $fratio) | $ratio | S1 <= 1.1 | $v |")
+}
+
+fanout_case() {
+	local n count
+	read -r base_n _ <<<"$fanout_subs"
+	base_cpu=''
+	count=$(per_round "$fanout_count")
+	for n in $fanout_subs; do
+		fanout_cost "$n" "$count"
+	done
+	fanout_stall "${BENCH_FANOUT_STALL_SUBS:-8}"
+}
+
 # ---- main ----
 
 echo "# libtsm bench: $(uname -r), $(nproc) CPUs, build $build_dir," \
@@ -390,6 +810,9 @@ for name in "${names[@]}"; do
 	rt) for s in $rt_sizes; do rt_case rt "$s"; done ;;
 	rt-busy) for s in $rt_sizes; do rt_case rt-busy "$s" --busy; done ;;
 	stream) for s in $stream_sizes; do stream_case "$s"; done ;;
+	prio | prio-tbf) prio_case "$name" ;;
+	deadline) for p in block drop_oldest; do deadline_case "$p"; done ;;
+	fanout) fanout_case ;;
 	esac
 done
 
@@ -398,6 +821,17 @@ echo "Round trips in µs (p50 / p99 / p99.9 / max); streams in messages/s" \
 	"and MB/s; each the median over $rounds alternating rounds (max: the" \
 	"maximum). ratio = libtsm / floor (round trips: lower is better;" \
 	"streams: higher is better)."
+case " ${names[*]} " in
+*" prio"* | *" deadline "* | *" fanout "*)
+	echo
+	echo "prio/prio-tbf: urgent 64 B round trips (A -> B -> A, closed loop" \
+		"at up to 1 kHz) while 1 MiB bulk floods A -> B; the floor is raw" \
+		"TCP with two connections, naive raw TCP with one. deadline: counts" \
+		"summed over rounds; late = handed over after tsm_msg_deadline" \
+		"(B's clock). fanout: publisher CPU ns per message (growth vs the" \
+		"first subscriber count, target <= linear); stall: pooled one-way" \
+		"latency of subscribers 1..N-1 with subscriber 0 stalled / not." ;;
+esac
 echo
 echo "| case | size (B) | engine | libtsm | raw floor | ratio | target | verdict |"
 echo "|---|---:|---|---|---|---:|---|---|"
