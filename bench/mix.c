@@ -12,6 +12,21 @@
 
 #define MIX_MIN_SAMPLES 100 /* a time budget still leaves this many */
 #define MIX_MAX_LOST 3 /* a run that lost this many stops: it failed */
+#define MIX_MAX_GAP_LINES 5 /* B reports this many gaps, then counts */
+
+static _Atomic unsigned mix_gap_lines; /* B's gap reports so far */
+
+/* B: one line per gap, up to MIX_MAX_GAP_LINES per process. */
+static void mix_gap(const char *what, uint64_t from, uint64_t to)
+{
+	unsigned n = atomic_fetch_add(&mix_gap_lines, 1);
+
+	if (n < MIX_MAX_GAP_LINES)
+		fprintf(stderr, "prio B: %s %llu..%llu missing\n", what,
+		        (unsigned long long)from, (unsigned long long)to);
+	else if (n == MIX_MAX_GAP_LINES)
+		fprintf(stderr, "prio B: more gaps: counted, not shown\n");
+}
 
 void mix_opts_init(struct mix_opts *o)
 {
@@ -140,8 +155,7 @@ void mix_b_urgent(struct mix_shared *sh, const void *data, size_t len,
 		return;
 	}
 	if (seq > next) {
-		fprintf(stderr, "prio B: urgent %llu..%llu missing\n",
-		        (unsigned long long)next, (unsigned long long)seq - 1);
+		mix_gap("urgent", next, seq - 1);
 		atomic_fetch_add(&sh->urgent_gaps, seq - next);
 	}
 	atomic_fetch_add(&sh->urgent_rcvd, 1);
@@ -162,8 +176,7 @@ void mix_b_bulk(struct mix_shared *sh, const void *data, size_t len,
 		return;
 	}
 	if (seq > next) {
-		fprintf(stderr, "prio B: bulk %llu..%llu missing\n",
-		        (unsigned long long)next, (unsigned long long)seq - 1);
+		mix_gap("bulk", next, seq - 1);
 		atomic_fetch_add(&sh->bulk_gaps, seq - next);
 	}
 	atomic_fetch_add(&sh->bulk_bytes, len);
