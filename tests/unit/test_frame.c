@@ -338,10 +338,12 @@ START_TEST(preface_bad_fields)
 	b[0] = 0, b[1] = 1; /* there is no version 0 */
 	CK_ERR(tsm__preface_decode(b, n, &d), TSM_ERR_BAD_FIELD);
 	b[0] = 1;
-	for (unsigned bit = 1; bit < 16; bit++) {
+	for (unsigned bit = 2; bit < 16; bit++) { /* bit 1: CHACHA (§4) */
 		tsm__st16(b + 2, (uint16_t)(1u << bit));
 		CK_ERR(tsm__preface_decode(b, n, &d), TSM_ERR_BAD_FIELD);
 	}
+	tsm__st16(b + 2, TSM_PREFACE_CHACHA);
+	CK_ERR(tsm__preface_decode(b, n, &d), TSM_OK);
 	tsm__st16(b + 2, 0);
 	CK_ERR(tsm__preface_decode(b, n, &d), TSM_OK);
 	for (size_t i = n - 4; i < n; i++) { /* each padding byte */

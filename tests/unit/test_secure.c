@@ -639,6 +639,35 @@ START_TEST(reauth_before_not_after_loses_nothing)
 }
 END_TEST
 
+START_TEST(cipher_follows_the_initiator)
+{
+	struct pair pr;
+	make_pki();
+	ck_assert_int_eq(node_open(&pr.pub, "a-pub", policy_all, NULL), TSM_OK);
+	pr.port = listen_port(pr.pub.ctx);
+	tsm_ctx_params p;
+	tsm_ctx_params_init(&p);
+	struct node *n = &pr.sub;
+	snprintf(n->cert, sizeof(n->cert), "%s/a-sub.chain.pem", pki);
+	snprintf(n->key, sizeof(n->key), "%s/a-sub.key", pki);
+	p.cert_file = n->cert;
+	p.key_file = n->key;
+	p.trust_file = pr.pub.trust;
+	p.policy_file = pr.pub.policy;
+	p.cipher = 1; /* the dialer wants ChaCha20-Poly1305; the listener AES */
+	p.log_level = TSM_LOG_ERROR;
+	ck_assert_int_eq(tsm_ctx_open(&n->ctx, &p), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&pr.s, n->ctx, "s/**", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pr.p, pr.pub.ctx, "s/t", NULL), TSM_OK);
+	pair_dial(&pr, pr.port, NULL);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pr.p, 1, 5 * TSM_SEC), TSM_OK);
+	publish_n(pr.p, 3, 64, -1);
+	ck_assert_int_eq(drain(pr.s, TSM_SEC), 3);
+	ck_assert_uint_eq(stat(pr.pub.ctx, "reason.aead_fail"), 0);
+	pair_close(&pr);
+}
+END_TEST
+
 START_TEST(missing_credentials_refused)
 {
 	tsm_ctx_params p;
@@ -670,6 +699,7 @@ int main(void)
 	tcase_add_test(tc, revoked_refused_at_handshake);
 	tcase_add_test(tc, rekey_before_usage_limit);
 	tcase_add_test(tc, missing_credentials_refused);
+	tcase_add_test(tc, cipher_follows_the_initiator);
 	tcase_add_test(tc, reauth_before_not_after_loses_nothing);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

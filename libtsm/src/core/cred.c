@@ -1,10 +1,12 @@
 /*
  * core/cred.c - credentials and policy of a context, and their rotation.
  *
- * Files are checked by (mtime, size, inode) every reload_interval; a
- * change to any of them reloads all of them, and the new set replaces the
- * old one only if it loads completely: a half-written file never takes a
- * node down, it is retried at the next check (and logged).
+ * Files are checked by (mtime, size, inode) every reload_interval (each
+ * file of a "td=path,..." trust spec too); a change to any of them reloads
+ * all of them, and the new set replaces the old one only if it loads
+ * completely and our certificate is still a valid SVID: a half-written or
+ * bad file never takes a node down; it is retried at every check (and
+ * logged now and then) until it loads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +21,34 @@
 
 enum { F_CERT, F_KEY, F_TRUST, F_POLICY, F_CRL, F__N };
 
-static void cred_stamp(const char *path, struct tsm__filestamp *st)
+static void cred_stamp_file(const char *path, struct tsm__filestamp *st)
 {
 	struct stat sb;
+	if (stat(path, &sb) != 0)
+		return;
+	/* folded, so that a list of files changes when any one does */
+	st->mtime_ns = st->mtime_ns * 31 + (long long)sb.st_mtim.tv_sec * 1000000000LL +
+	               sb.st_mtim.tv_nsec;
+	st->size = st->size * 31 + (long long)sb.st_size;
+	st->ino = st->ino * 31 + (long long)sb.st_ino;
+}
+
+/* A path, or a trust spec "td=path,td=path" (tls.h): every file counts. */
+static void cred_stamp(const char *spec, struct tsm__filestamp *st)
+{
 	memset(st, 0, sizeof(*st));
-	if (path && stat(path, &sb) == 0) {
-		st->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL +
-		               sb.st_mtim.tv_nsec;
-		st->size = (long long)sb.st_size;
-		st->ino = (long long)sb.st_ino;
+	if (!spec)
+		return;
+	const char *eq = strchr(spec, '='), *slash = strchr(spec, '/');
+	if (!eq || (slash && slash < eq))
+		return cred_stamp_file(spec, st);
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *save = NULL;
+	for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		char *path = strchr(e, '=');
+		if (path)
+			cred_stamp_file(path + 1, st);
 	}
 }
 
@@ -65,36 +86,44 @@ tsm_err tsm__cred_open(tsm_ctx *ctx, const tsm_ctx_params *p)
 	return e;
 }
 
-static bool cred_changed(tsm_ctx *ctx)
+/* Stamps are committed only after a successful reload (cred_reload), so
+ * a half-written or invalid file is tried again at every check. */
+static bool cred_changed(tsm_ctx *ctx, struct tsm__filestamp now[F__N])
 {
 	bool changed = false;
 	for (int i = 0; i < F__N; i++) {
-		struct tsm__filestamp st;
-		cred_stamp(ctx->files[i], &st);
-		if (memcmp(&st, &ctx->stamps[i], sizeof(st)) != 0) {
-			ctx->stamps[i] = st;
-			changed = true;
-		}
+		cred_stamp(ctx->files[i], &now[i]);
+		changed |= memcmp(&now[i], &ctx->stamps[i], sizeof(now[i])) != 0;
 	}
 	return changed;
 }
 
 void tsm__ctx_security_changed(tsm_ctx *ctx);
 
-static void cred_reload(tsm_ctx *ctx)
+static void cred_reload(tsm_ctx *ctx, const struct tsm__filestamp st[F__N])
 {
 	struct tsm__tls_cfg *cfg;
 	struct tsm__policy *pol;
-	if (cred_load(ctx, &cfg, &pol) != TSM_OK) {
-		tsm__log(ctx, TSM_LOG_WARN, "reload refused, keeping the old "
-		         "credentials: %s", tsm_err_detail());
+	char own[sizeof(ctx->own_id)];
+	tsm_err e = cred_load(ctx, &cfg, &pol);
+	/* the same rules as at open: our own certificate must be an SVID */
+	if (!e && (e = tsm__tls_cfg_own_id(cfg, own, sizeof(own))) != TSM_OK) {
+		tsm__tls_cfg_free(cfg);
+		tsm__policy_free(pol);
+	}
+	if (e) {
+		if (ctx->reload_failing++ % 30 == 0)
+			tsm__log(ctx, TSM_LOG_WARN, "reload refused, keeping the old "
+			         "credentials (retrying): %s", tsm_err_detail());
 		return;
 	}
+	ctx->reload_failing = 0;
+	memcpy(ctx->stamps, st, sizeof(ctx->stamps));
 	tsm__tls_cfg_free(ctx->tls_cfg);
 	tsm__policy_free(ctx->policy);
 	ctx->tls_cfg = cfg;
 	ctx->policy = pol;
-	tsm__tls_cfg_own_id(cfg, ctx->own_id, sizeof(ctx->own_id));
+	memcpy(ctx->own_id, own, sizeof(own));
 	tsm__stat_add(&ctx->stats, ST_CRED_RELOADS, 1);
 	tsm__log(ctx, TSM_LOG_INFO, "credentials and policy reloaded");
 	tsm__ctx_security_changed(ctx);
@@ -105,9 +134,10 @@ tsm_time tsm__cred_tick(tsm_ctx *ctx, tsm_time now)
 	if (ctx->insecure)
 		return TSM_NEVER;
 	if (now >= ctx->next_reload_check) {
+		struct tsm__filestamp st[F__N];
 		ctx->next_reload_check = now + ctx->p.reload_interval;
-		if (cred_changed(ctx))
-			cred_reload(ctx);
+		if (cred_changed(ctx, st))
+			cred_reload(ctx, st);
 	}
 	return ctx->next_reload_check;
 }

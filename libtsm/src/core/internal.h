@@ -244,6 +244,8 @@ struct tsm_ctx {
 	struct tsm__filestamp { long long mtime_ns, size, ino; } stamps[5];
 	tsm_time next_reload_check;
 	uint64_t sec_epoch;        /* [P] bumped when policy/credentials change */
+	uint32_t reload_failing;   /* [P] consecutive refused reloads */
+	tsm_time badframe_log_at;  /* [P] last "bad frame" log line */
 	uint64_t dial_gen;         /* [P] generation of our latest dial */
 
 	tsm__stats stats;

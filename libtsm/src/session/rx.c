@@ -27,8 +27,13 @@ static uint32_t rx_max_body(const tsm__session *s)
 
 static void rx_fail(tsm__session *s, tsm_err e)
 {
-	tsm__log(s->ctx, TSM_LOG_WARN, "session %s: bad frame: %s (%s)",
-	         s->peer_addr, tsm_err_name(e), tsm_err_detail());
+	/* rate-limited: unauthenticated peers can make as many as they like */
+	tsm_time now = tsm__now();
+	if (now - s->ctx->badframe_log_at >= TSM_SEC) {
+		s->ctx->badframe_log_at = now;
+		tsm__log(s->ctx, TSM_LOG_WARN, "session %s: bad frame: %s (%s)",
+		         s->peer_addr, tsm_err_name(e), tsm_err_detail());
+	}
 	tsm__stat_add(&s->ctx->stats, ST_SESS_PROTO_ERR, 1);
 	tsm__session_close(s, e);
 }

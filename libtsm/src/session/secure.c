@@ -87,9 +87,9 @@ static tsm_err sec_keys(tsm__session *s)
 	int mine = s->initiator ? 0 : 1;
 	for (unsigned l = 0; !e && l < TSM_WIRE_LANES; l++) {
 		if (!(e = tsm__keys_derive(master, mine, l, secret)))
-			e = tsm__aead_init(&c->tx[l], s->ctx->aead_alg, secret);
+			e = tsm__aead_init(&c->tx[l], s->aead_alg, secret);
 		if (!e && !(e = tsm__keys_derive(master, !mine, l, secret)))
-			e = tsm__aead_init(&c->rx[l], s->ctx->aead_alg, secret);
+			e = tsm__aead_init(&c->rx[l], s->aead_alg, secret);
 	}
 	OPENSSL_cleanse(master, sizeof(master));
 	OPENSSL_cleanse(secret, sizeof(secret));

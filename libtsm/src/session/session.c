@@ -68,6 +68,9 @@ bool tsm__session_step(tsm__session *s, tsm__sevent ev)
 		tsm__session_close(s, TSM_ERR_OUT_OF_STATE);
 		return false;
 	}
+	if (next == SS_CLOSED)
+		return true; /* the handler closes it with its reason, so the
+		               connection is closed and the session counted */
 	if (next != s->state && tsm__fsm_waits(next))
 		s->state_deadline = tsm__deadline_after(tsm__now(),
 		                                        s->ctx->p.handshake_timeout);
@@ -86,6 +89,8 @@ static void sess_send_preface(tsm__session *s)
 	                  .name_len = (uint16_t)strlen(s->ctx->name)};
 	if (s->ctx->insecure)
 		p.flags |= TSM_PREFACE_INSECURE;
+	if (s->ctx->aead_alg == 1)
+		p.flags |= TSM_PREFACE_CHACHA;
 	sess_random(p.nonce, sizeof(p.nonce));
 	/* The initiator's nonce carries its session id and dial generation,
 	 * so both ends agree which of two sessions is newer (loop.c). */
@@ -114,8 +119,11 @@ void tsm__session_reject(tsm__session *s, tsm_err reason, const char *why)
 {
 	uint8_t body[16 + TSM_REASON_TEXT_MAX];
 	tsm__wbuf w;
-	tsm__reason r = {.code = (uint32_t)reason, .text = (const uint8_t *)why,
-	                 .text_len = (uint16_t)strnlen(why, TSM_REASON_TEXT_MAX)};
+	/* The peer is not trusted: it learns the reason code and its
+	 * generic sentence, never our detail (identities, policy). */
+	const char *text = tsm_strerror(reason);
+	tsm__reason r = {.code = (uint32_t)reason, .text = (const uint8_t *)text,
+	                 .text_len = (uint16_t)strnlen(text, TSM_REASON_TEXT_MAX)};
 	if (s->close_after_tx || s->state == SS_CLOSED)
 		return; /* one refusal is enough */
 	bool up = tsm__session_up(s);
@@ -161,6 +169,10 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 		                   peer_insecure ? "peer is insecure, we are not"
 		                                 : "we are insecure, peer is not");
 	}
+	/* The initiator's cipher is the session's (docs/wire.md §4); the
+	 * prefaces are bound into the keys, so a changed flag breaks them. */
+	s->aead_alg = s->initiator ? s->ctx->aead_alg
+	                           : ((p.flags & TSM_PREFACE_CHACHA) ? 1 : 0);
 	s->peer_node_id = p.node_id;
 	memcpy(s->peer_name, p.name, p.name_len);
 	s->peer_name[p.name_len] = '\0';

@@ -126,6 +126,7 @@ struct tsm__session {
 	uint32_t declared_cap;    /* bits */
 	bool tx_busy;             /* a send is in flight */
 	int8_t cur_dscp;          /* DSCP the socket has now; -1 unmarked */
+	int aead_alg;             /* the session's cipher (initiator's choice) */
 	size_t tx_total;          /* bytes in the in-flight send */
 	uint8_t *scratch;         /* headers and inlined payloads */
 	tsm__omsg **inflight;     /* messages referenced by the in-flight send */

@@ -77,7 +77,8 @@ void tsm__fhdr_encode(const tsm__fhdr *h, uint8_t out[TSM_WIRE_HDR_LEN]);
 #define TSM_PREFACE_NAME_MAX 64u
 #define TSM_PREFACE_PAD_MAX 1400u
 #define TSM_PREFACE_INSECURE 0x0001u /* sender runs without authentication */
-#define TSM_PREFACE__KNOWN 0x0001u
+#define TSM_PREFACE_CHACHA 0x0002u   /* sender wants ChaCha20-Poly1305 */
+#define TSM_PREFACE__KNOWN 0x0003u
 
 typedef struct tsm__preface {
 	uint8_t min_version, max_version;
