@@ -593,6 +593,7 @@ prio_case() {
 	status_of "$tsm_rc"
 	if [ -n "$tsm" ]; then
 		p50=$(field "$tsm" p50_us) p99=$(field "$tsm" p99_us)
+		[ "$(field "$tsm" iters)" = 0 ] && p50=NA p99=NA # no sample
 		bulk=$(field "$tsm" bulk_mb_per_s)
 		lost=$(field "$tsm" urgent_lost)
 		eng=$(engine "$tsm")
@@ -767,7 +768,8 @@ fanout_stall() {
 	st1=$tsm_rc
 	[ "$st0" = 0 ] && st0=$st1
 	status_of "$st0"
-	if [ "$status" = ok ]; then
+	if [ "$status" = ok ] && [ "$(field "$tsm" iters)" != 0 ] &&
+		[ "$(field "$tsm0" iters)" != 0 ]; then
 		ratio=$(ratio_of "$(field "$tsm" p99_us)" "$(field "$tsm0" p99_us)")
 		eng=$(engine "$tsm")
 	fi
