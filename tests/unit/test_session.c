@@ -960,6 +960,81 @@ START_TEST(reassembly_budget_bounds_memory)
 }
 END_TEST
 
+static void dump_stat(void *arg, const char *name, uint64_t v)
+{
+	if (v)
+		fprintf(stderr, "%s %s=%llu\n", (const char *)arg, name,
+		        (unsigned long long)v);
+}
+
+struct steady_reader {
+	tsm_sub *s;
+	int n, got, order_errors;
+};
+
+/* Reads steadily, a little slower than the writer can write. */
+static void *steady_read(void *arg)
+{
+	struct steady_reader *r = arg;
+	tsm_msg *m;
+	while (r->got < r->n && tsm_sub_recv(r->s, &m, 2 * TSM_SEC) == TSM_OK) {
+		uint32_t v;
+		memcpy(&v, tsm_msg_data(m), 4);
+		r->order_errors += v != (uint32_t)r->got;
+		r->got++;
+		tsm_msg_free(m);
+		usleep(200); /* far slower than the writer */
+	}
+	return NULL;
+}
+
+START_TEST(backpressure_at_the_limit_is_not_lagging)
+{
+	/* A publisher that keeps a small session queue at its limit for
+	 * much longer than block_timeout, behind a reader that keeps making
+	 * progress, is ordinary back-pressure: nothing may be dropped. */
+	char url[128];
+	tsm_ctx_params p;
+	tsm_ctx *a, *b;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.session_queue_bytes = 32 * 1024;
+	ck_assert_int_eq(tsm_ctx_open(&a, &p), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_listen(a, "tcp://127.0.0.1:0", url, sizeof(url)), TSM_OK);
+	b = open_ctx("reader");
+	struct steady_reader r = {.n = 3000};
+	tsm_qos rq;
+	tsm_qos_init(&rq);
+	rq.queue_depth = 16; /* back-pressure reaches the publisher */
+	ck_assert_int_eq(tsm_sub_open(&r.s, b, "bp", &rq), TSM_OK);
+	ck_assert_int_eq(tsm_ctx_dial(b, url), TSM_OK);
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.block_timeout = 300 * TSM_MSEC; /* the run is congested for longer */
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_pub_open(&pb, a, "bp", &q), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pb, 1, 5 * TSM_SEC), TSM_OK);
+	pthread_t th;
+	pthread_create(&th, NULL, steady_read, &r);
+	static uint8_t kb[4096];
+	for (uint32_t i = 0; i < (uint32_t)r.n; i++) {
+		memcpy(kb, &i, 4);
+		ck_assert_int_eq(tsm_publish(pb, kb, sizeof(kb), NULL), TSM_OK);
+	}
+	pthread_join(th, NULL);
+	if (r.got != r.n) {
+		tsm_stats_foreach(a, dump_stat, "pub");
+		tsm_stats_foreach(b, dump_stat, "sub");
+	}
+	ck_assert_int_eq(r.got, r.n);
+	ck_assert_int_eq(r.order_errors, 0);
+	ck_assert_uint_eq(stat(a, "drop.queue_full"), 0);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -991,6 +1066,7 @@ int main(void)
 	tcase_add_test(d, block_policy_waits_for_room);
 	tcase_add_test(d, dscp_marks_the_connection);
 	tcase_add_test(d, reassembly_budget_bounds_memory);
+	tcase_add_test(d, backpressure_at_the_limit_is_not_lagging);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -137,7 +137,11 @@ typedef struct tsm_ctx_params {
 
 	/* Limits (0 = default). */
 	uint32_t publish_queue;     /* messages between publishers and the
-	                               progress thread; default 65536 */
+	                               progress thread, per priority; default
+	                               8192 */
+	uint64_t publish_queue_bytes; /* payload bytes there, all priorities;
+	                                 default 64 MiB: beyond it tsm_publish
+	                                 applies its back-pressure policy */
 	uint64_t session_queue_bytes; /* unsent bytes queued per session
 	                                 before back-pressure; default 64 MiB */
 	uint32_t fragment_size;     /* bytes per fragment of a large message;

@@ -254,11 +254,24 @@ static void pub_local(tsm_pub *p, tsm__omsg *m)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* Pushes m onto its lane's ring within the byte bound (memory M1). */
+static bool pub_push(tsm_ctx *ctx, tsm__omsg *m)
+{
+	uint64_t used = atomic_load(&ctx->pubq_bytes);
+	/* one message may always go into empty rings, however large */
+	if (used && used + m->len > ctx->p.publish_queue_bytes)
+		return false;
+	if (!tsm__mpmc_push(&ctx->pubq[m->prio], m))
+		return false;
+	atomic_fetch_add(&ctx->pubq_bytes, m->len);
+	return true;
+}
+
 /* Full ring: block (bounded by block_timeout) or refuse, per policy. */
 static tsm_err pub_enqueue(tsm_pub *p, tsm__omsg *m)
 {
 	tsm_ctx *ctx = p->ctx;
-	if (tsm__mpmc_push(&ctx->pubq, m)) {
+	if (pub_push(ctx, m)) {
 		tsm__ctx_wake(ctx);
 		return TSM_OK;
 	}
@@ -268,7 +281,7 @@ static tsm_err pub_enqueue(tsm_pub *p, tsm__omsg *m)
 	tsm_err e = TSM_OK;
 	pthread_mutex_lock(&ctx->mu);
 	atomic_fetch_add(&ctx->pubq_waiters_a, 1);
-	while (!tsm__mpmc_push(&ctx->pubq, m)) {
+	while (!pub_push(ctx, m)) {
 		tsm__ctx_wake(ctx);
 		if (atomic_load(&ctx->stopping) || tsm__now() >= dl) {
 			e = tsm__err_set(TSM_ERR_QUEUE_FULL, "publish queue full%s",

@@ -214,11 +214,8 @@ static tsm_msg *sub_pop_live(struct tsm_sub *s)
 {
 	while (s->count) {
 		tsm_msg *m = sub_take(s);
-		tsm_time now = tsm__now();
-		if (m->deadline == TSM_NEVER || now < m->deadline) {
-			tsm__ts_delivered(s->ctx, m, now);
+		if (m->deadline == TSM_NEVER || tsm__now() < m->deadline)
 			return m;
-		}
 		tsm__drop_msg(s->ctx, m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_HANDOVER);
 		tsm_msg_free(m);
 	}
@@ -238,6 +235,24 @@ static void sub_spin(struct tsm_sub *s, tsm_time dl)
 		else
 			sched_yield();
 	}
+}
+
+/*
+ * The last deadline check, made after the lock and the wake-ups, right
+ * before the message is handed over (design.md §5): false if it expired
+ * meanwhile (then it is dropped and counted here).
+ */
+static bool sub_handover(struct tsm_sub *s, tsm_msg *m)
+{
+	tsm_time now = tsm__now();
+	if (m->deadline != TSM_NEVER && now >= m->deadline) {
+		tsm__drop_msg(s->ctx, m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_HANDOVER);
+		tsm_msg_free(m);
+		return false;
+	}
+	tsm__ts_delivered(s->ctx, m, now);
+	tsm__stat_add(&s->ctx->stats, ST_DELIVERED, 1);
+	return true;
 }
 
 TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
@@ -268,11 +283,14 @@ TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
 			s->waiters--;
 		}
 	}
-	if (*out) {
-		tsm__stat_add(&s->ctx->stats, ST_DELIVERED, 1);
+	if (*out)
 		sub_room(s);
-	}
 	pthread_mutex_unlock(&s->mu);
+	if (*out && !sub_handover(s, *out)) {
+		*out = NULL;
+		tsm_duration left = dl == TSM_NEVER ? TSM_NEVER : dl - tsm__now();
+		e = tsm_sub_recv(s, out, left > 0 ? left : 0); /* the next one */
+	}
 	tsm__sub_unref(s);
 	return e;
 }
@@ -294,8 +312,8 @@ static void dlv_run_one(struct tsm_sub *s, bool *found)
 		if (!m)
 			return;
 		*found = true;
-		tsm__stat_add(&s->ctx->stats, ST_DELIVERED, 1);
-		cb(arg, m);
+		if (sub_handover(s, m))
+			cb(arg, m);
 		pthread_mutex_lock(&s->mu);
 		s->in_cb = false;
 		pthread_cond_broadcast(&s->cv);

@@ -72,7 +72,9 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 	ctx->p.trust_file = ctx->p.policy_file = ctx->p.crl_file = NULL;
 	tsm_ctx_params *q = &ctx->p;
 	if (!q->publish_queue)
-		q->publish_queue = 65536;
+		q->publish_queue = 8192;
+	if (!q->publish_queue_bytes)
+		q->publish_queue_bytes = 64ull << 20;
 	if (!q->session_queue_bytes)
 		q->session_queue_bytes = 64ull << 20;
 	if (!q->reassembly_bytes)
@@ -144,6 +146,12 @@ static void *ctx_main(void *arg)
 	return NULL;
 }
 
+static void ctx_rings_fini(tsm_ctx *ctx)
+{
+	for (int i = 0; i < 8; i++)
+		tsm__mpmc_fini(&ctx->pubq[i]);
+}
+
 static tsm_err ctx_init_sync(tsm_ctx *ctx)
 {
 	pthread_condattr_t ca;
@@ -155,7 +163,12 @@ static tsm_err ctx_init_sync(tsm_ctx *ctx)
 	pthread_cond_init(&ctx->dlv_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	ctx->cmds_tail = &ctx->cmds;
-	return tsm__mpmc_init(&ctx->pubq, ctx->p.publish_queue);
+	for (int i = 0; i < 8; i++) {
+		tsm_err e = tsm__mpmc_init(&ctx->pubq[i], ctx->p.publish_queue);
+		if (e)
+			return e;
+	}
+	return TSM_OK;
 }
 
 static tsm_err ctx_urls(tsm_ctx *ctx, const tsm_ctx_params *p)
@@ -188,7 +201,7 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 		snprintf(why, sizeof(why), "%s", tsm_err_detail());
 		tsm__cred_close(ctx);
 		tsm__ts_free(ctx);
-		tsm__mpmc_fini(&ctx->pubq);
+		ctx_rings_fini(ctx);
 		free(ctx);
 		return tsm__err_set(e, "%s", why);
 	}
@@ -199,7 +212,7 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	}
 	if (pthread_create(&ctx->thread, NULL, ctx_main, ctx) != 0) {
 		ctx->io_ops->fini(ctx->io);
-		tsm__mpmc_fini(&ctx->pubq);
+		ctx_rings_fini(ctx);
 		tsm__cred_close(ctx);
 		tsm__ts_free(ctx);
 		free(ctx);
@@ -321,7 +334,7 @@ static void ctx_drain(tsm_ctx *ctx)
 	bool idle = false;
 	while (!idle && tsm__now() < end) {
 		tsm__loop_iterate(ctx, tsm__now() + 10 * TSM_MSEC);
-		idle = !ctx->held && tsm__mpmc_size(&ctx->pubq) == 0;
+		idle = tsm__ctx_rings_empty(ctx);
 		for (tsm__session *s = ctx->sessions; s && idle; s = s->next)
 			idle = !tsm__session_up(s) || tsm__session_tx_idle(s);
 	}
@@ -357,10 +370,12 @@ static void ctx_teardown_io(tsm_ctx *ctx)
 static void ctx_free(tsm_ctx *ctx)
 {
 	void *v;
-	if (ctx->held)
-		tsm__omsg_unref(ctx->held);
-	while (tsm__mpmc_pop(&ctx->pubq, &v))
-		tsm__omsg_unref(v);
+	for (int i = 0; i < 8; i++) {
+		if (ctx->held[i])
+			tsm__omsg_unref(ctx->held[i]);
+		while (tsm__mpmc_pop(&ctx->pubq[i], &v))
+			tsm__omsg_unref(v);
+	}
 	while (ctx->listeners) {
 		tsm__listener *l = ctx->listeners;
 		ctx->listeners = l->next;
@@ -381,7 +396,7 @@ static void ctx_free(tsm_ctx *ctx)
 	}
 	free(ctx->route_by_id);
 	ctx->io_ops->fini(ctx->io);
-	tsm__mpmc_fini(&ctx->pubq);
+	ctx_rings_fini(ctx);
 	tsm__cred_close(ctx);
 	tsm__ts_free(ctx);
 	free(ctx);

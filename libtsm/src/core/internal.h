@@ -200,7 +200,10 @@ struct tsm_ctx {
 	pthread_t dlv_thread;
 	bool dlv_started, dlv_stop, dlv_kick; /* [mu] */
 
-	tsm__mpmc pubq;            /* tsm__omsg* from publishers */
+	/* tsm__omsg* from publishers, one ring per priority, so that a lane
+	 * held by back-pressure never delays a more urgent one */
+	tsm__mpmc pubq[8];
+	atomic_uint_fast64_t pubq_bytes; /* [A] payload bytes in the rings */
 	atomic_bool sleeping;      /* [A] progress thread may be asleep */
 	atomic_bool stopping;
 
@@ -230,8 +233,8 @@ struct tsm_ctx {
 	uint32_t nroutes;
 	tsm__listener *listeners;
 	tsm__dialer *dialers;
-	tsm__omsg *held;           /* popped but blocked by back-pressure */
-	tsm_time held_until;       /* when the hold ends at the latest */
+	tsm__omsg *held[8];        /* per lane: popped, held by back-pressure */
+	tsm_time held_until[8];    /* when each hold ends at the latest */
 	tsm_time next_tick;
 
 	/* Security (NULL in insecure mode); replaced on reload, on the
@@ -259,6 +262,8 @@ void tsm__ctx_wake(tsm_ctx *ctx);
 void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_session_down(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_routes_dirty(tsm_ctx *ctx);
+/* tsm__ctx_rings_empty: nothing published waits for the progress thread. */
+bool tsm__ctx_rings_empty(tsm_ctx *ctx);
 /* tsm__ctx_redial: dial the peer of s again; the new session replaces s
  * once established (make-before-break). */
 void tsm__ctx_redial(tsm_ctx *ctx, tsm__session *s);

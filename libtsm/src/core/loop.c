@@ -399,7 +399,10 @@ static bool sess_congested(tsm_ctx *ctx, tsm__session *x, tsm_time now)
 	return true;
 }
 
-/* True if m must wait (reliable, blocking, a congested peer in time). */
+/* True if m must wait (reliable, blocking, a congested peer that still
+ * makes progress: a stalled peer is one that has sent nothing for
+ * block_timeout while congested, not one that merely keeps up at the
+ * limit, which is ordinary back-pressure). */
 static bool route_must_hold(tsm_ctx *ctx, tsm__route *r, const tsm__omsg *m,
                             tsm_time now)
 {
@@ -409,8 +412,9 @@ static bool route_must_hold(tsm_ctx *ctx, tsm__route *r, const tsm__omsg *m,
 		if (!sess_congested(ctx, x, now) || x->lagging)
 			continue;
 		bool blocks = m->reliability == TSM_RELIABLE && m->bp == TSM_BP_BLOCK;
-		if (blocks && now - x->congested_since < m->block_timeout) {
-			ctx->held_until = x->congested_since + m->block_timeout;
+		tsm_time since = TSM_MAX(x->congested_since, x->last_tx_progress);
+		if (blocks && now - since < m->block_timeout) {
+			ctx->held_until[m->prio] = since + m->block_timeout;
 			hold = true;
 		} else {
 			x->lagging = true;
@@ -449,20 +453,46 @@ static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
 	return true;
 }
 
-static void loop_drain_pubq(tsm_ctx *ctx)
+/* Moves what one lane's ring holds to the sessions; a held message stops
+ * only its own lane (order inside a lane is kept). */
+static void loop_drain_lane(tsm_ctx *ctx, int lane)
 {
 	void *v;
-	if (ctx->held) {
-		if (!loop_route_msg(ctx, ctx->held))
+	if (ctx->held[lane]) {
+		if (!loop_route_msg(ctx, ctx->held[lane]))
 			return;
-		ctx->held = NULL;
+		ctx->held[lane] = NULL;
 	}
-	for (int i = 0; i < PUBQ_BATCH && tsm__mpmc_pop(&ctx->pubq, &v); i++) {
+	for (int i = 0; i < PUBQ_BATCH && tsm__mpmc_pop(&ctx->pubq[lane], &v); i++) {
+		atomic_fetch_sub(&ctx->pubq_bytes, ((tsm__omsg *)v)->len);
 		if (!loop_route_msg(ctx, v)) {
-			ctx->held = v;
+			ctx->held[lane] = v;
 			break;
 		}
 	}
+}
+
+bool tsm__ctx_rings_empty(tsm_ctx *ctx)
+{
+	for (int i = 0; i < 8; i++)
+		if (ctx->held[i] || tsm__mpmc_size(&ctx->pubq[i]))
+			return false;
+	return true;
+}
+
+/* True if a lane that is not held has messages waiting. */
+static bool loop_rings_ready(tsm_ctx *ctx)
+{
+	for (int i = 0; i < 8; i++)
+		if (!ctx->held[i] && tsm__mpmc_size(&ctx->pubq[i]))
+			return true;
+	return false;
+}
+
+static void loop_drain_pubq(tsm_ctx *ctx)
+{
+	for (int lane = 0; lane < 8; lane++) /* the most urgent first */
+		loop_drain_lane(ctx, lane);
 	if (ctx->p.publish_queue && atomic_load(&ctx->pubq_waiters_a)) {
 		pthread_mutex_lock(&ctx->mu);
 		pthread_cond_broadcast(&ctx->pubq_cv);
@@ -700,7 +730,7 @@ static void loop_cmds(tsm_ctx *ctx)
 
 static bool loop_tx_idle(tsm_ctx *ctx)
 {
-	if (ctx->held || tsm__mpmc_size(&ctx->pubq))
+	if (!tsm__ctx_rings_empty(ctx))
 		return false;
 	for (tsm__session *s = ctx->sessions; s; s = s->next)
 		if (tsm__session_up(s) && !tsm__session_tx_idle(s))
@@ -749,8 +779,9 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	for (tsm__dialer *d = ctx->dialers; d; d = d->next)
 		if (!d->sess)
 			next = TSM_MIN(next, d->next_try);
-	if (ctx->held)
-		next = TSM_MIN(next, ctx->held_until);
+	for (int i = 0; i < 8; i++)
+		if (ctx->held[i])
+			next = TSM_MIN(next, ctx->held_until[i]);
 	ctx->next_tick = TSM_MAX(next, now + TSM_MSEC);
 	return ctx->next_tick;
 }
@@ -759,7 +790,7 @@ static bool loop_has_input(tsm_ctx *ctx)
 {
 	return atomic_load(&ctx->cmd_pending) || atomic_load(&ctx->resume) ||
 	       atomic_load(&ctx->routes_dirty) ||
-	       (!ctx->held && tsm__mpmc_size(&ctx->pubq));
+	       loop_rings_ready(ctx);
 }
 
 static void loop_wait(tsm_ctx *ctx, tsm_time deadline)

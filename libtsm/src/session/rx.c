@@ -277,6 +277,7 @@ bool tsm__session_rx_resume(tsm__session *s)
 		}
 		tsm__sub_unref(p->sub);
 		s->pend_head++;
+		s->pend_since = tsm__now(); /* progress: the reader is not stalled */
 	}
 	s->npend = s->pend_head = 0;
 	rx_parse(s);

@@ -120,6 +120,7 @@ struct tsm__session {
 	tsm__ctrlq *ctrl_head, **ctrl_tail;
 	uint64_t queued_bytes;    /* payload bytes queued on lanes */
 	tsm_time congested_since; /* [loop.c] over session_queue_bytes since */
+	tsm_time last_tx_progress; /* a send last completed (bytes moved) */
 	bool lagging;             /* congested too long: loses its own copies */
 	tsm_time pend_since;      /* deliveries parked since (rx.c) */
 	uint8_t *declared;        /* bitmap: our topic ids announced */

@@ -594,6 +594,8 @@ void tsm__session_on_send(tsm__session *s, long n, tsm_err err)
 		return tsm__session_close(s, TSM_ERR_PEER_LOST);
 	}
 	tsm__stat_add(&s->ctx->stats, ST_TX_BYTES, (uint64_t)n);
+	if (n > 0)
+		s->last_tx_progress = tsm__now();
 	if ((size_t)n < s->tx_total) {
 		s->tx_total -= (size_t)n;
 		tx_advance(&s->conn, (size_t)n);

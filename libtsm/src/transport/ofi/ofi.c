@@ -49,6 +49,7 @@ static void tx_push(tsm__io *io, struct ofi_conn *oc);
 
 struct ofi_hdr {
 	uint8_t type;
+	uint16_t seq;
 	uint32_t dst_id, dst_key, credit;
 };
 
@@ -70,7 +71,8 @@ static void hdr_put(uint8_t *p, const struct ofi_hdr *h)
 {
 	p[0] = h->type;
 	p[1] = OFI_PROTO_VERSION;
-	p[2] = p[3] = 0;
+	p[2] = (uint8_t)h->seq;
+	p[3] = (uint8_t)(h->seq >> 8);
 	le32_put(p + 4, h->dst_id);
 	le32_put(p + 8, h->dst_key);
 	le32_put(p + 12, h->credit);
@@ -81,6 +83,7 @@ static bool hdr_get(const uint8_t *p, size_t n, struct ofi_hdr *h)
 	if (n < OFI_HDR_LEN || p[1] != OFI_PROTO_VERSION)
 		return false;
 	h->type = p[0];
+	h->seq = (uint16_t)(p[2] | p[3] << 8);
 	h->dst_id = le32_get(p + 4);
 	h->dst_key = le32_get(p + 8);
 	h->credit = le32_get(p + 12);
@@ -170,8 +173,20 @@ static struct ofi_conn *oc_alloc(tsm__io *io, uint8_t state, int peer)
 	return oc;
 }
 
+static void early_clear(struct ofi_conn *oc)
+{
+	while (oc->early) {
+		struct ofi_early *e = oc->early;
+		oc->early = e->next;
+		free(e);
+	}
+	oc->early_bytes = 0;
+	oc->nearly = 0;
+}
+
 static void q_clear(struct ofi_conn *oc)
 {
+	early_clear(oc);
 	while (oc->q_head) {
 		struct ofi_seg *s = oc->q_head;
 		oc->q_head = s->next;
@@ -455,7 +470,9 @@ static struct ofi_buf *msg_new(tsm__io *io, struct ofi_conn *oc, uint8_t type,
 	b->type = type;
 	b->conn = (uint16_t)(oc - io->conns);
 	b->conn_key = oc->key;
-	struct ofi_hdr h = {type, oc->peer_id, oc->peer_key, 0};
+	struct ofi_hdr h = {type, 0, oc->peer_id, oc->peer_key, 0};
+	if (type != OFI_T_CONNECT && type != OFI_T_ACCEPT)
+		h.seq = oc->tx_seq++;
 	if (type == OFI_T_DATA || type == OFI_T_CREDIT) {
 		h.credit = oc->owed;
 		oc->owed = 0;
@@ -604,6 +621,18 @@ static void rx_consumed(tsm__io *io, struct ofi_conn *oc, size_t k)
 		ctrl_send(io, oc, OFI_T_CREDIT);
 }
 
+/* The peer sent past the credit we gave it (security.md: a peer's
+ * buffering here is bounded): cut the connection. */
+static void rx_overrun(tsm__io *io, struct ofi_conn *oc, size_t n)
+{
+	io->window_exceeded++;
+	conn_fail(io, oc, TSM_EPROTO, "ofi: peer sent %zu bytes past its %u-byte "
+	          "window", oc->q_bytes + oc->early_bytes + n - OFI_WINDOW,
+	          OFI_WINDOW);
+	if (oc->state == OC_OPEN)
+		ctrl_send(io, oc, OFI_T_CLOSE);
+}
+
 static void rx_data(tsm__io *io, struct ofi_conn *oc, const uint8_t *p, size_t n)
 {
 	tsm__conn *c = oc->c;
@@ -618,13 +647,8 @@ static void rx_data(tsm__io *io, struct ofi_conn *oc, const uint8_t *p, size_t n
 		p += k;
 		n -= k;
 	}
-	if (oc->q_bytes + n > OFI_WINDOW) {
-		io->window_exceeded++;
-		conn_fail(io, oc, TSM_EPROTO, "ofi: peer sent %zu bytes past its "
-		          "%u-byte window", oc->q_bytes + n - OFI_WINDOW, OFI_WINDOW);
-		ctrl_send(io, oc, OFI_T_CLOSE);
-		return;
-	}
+	if (oc->q_bytes + oc->early_bytes + n > OFI_WINDOW)
+		return rx_overrun(io, oc, n);
 	if (n && !q_append(oc, p, n))
 		conn_fail(io, oc, TSM_ENOMEM, "ofi: receive queue");
 }
@@ -741,6 +765,48 @@ static void rx_connect(tsm__io *io, const struct ofi_hdr *h, const uint8_t *p,
 		oc_end(io, oc, false);
 }
 
+/* Keeps a message that overtook an earlier one, sorted by seq. */
+static void early_add(tsm__io *io, struct ofi_conn *oc, const struct ofi_hdr *h,
+                      const uint8_t *p, size_t n)
+{
+	if (oc->err)
+		return;
+	if (oc->nearly >= OFI_STASH_MAX ||
+	    oc->q_bytes + oc->early_bytes + n > OFI_WINDOW)
+		return rx_overrun(io, oc, n);
+	struct ofi_early *e = malloc(sizeof(*e) + n);
+	if (!e)
+		return conn_fail(io, oc, TSM_ENOMEM, "ofi: reorder buffer");
+	*e = (struct ofi_early){.seq = h->seq, .type = h->type, .credit = h->credit,
+	                        .len = n};
+	memcpy(e->data, p, n);
+	struct ofi_early **pp = &oc->early;
+	uint16_t ahead = (uint16_t)(h->seq - oc->rx_seq);
+	while (*pp && (uint16_t)((*pp)->seq - oc->rx_seq) < ahead)
+		pp = &(*pp)->next;
+	e->next = *pp;
+	*pp = e;
+	oc->early_bytes += n;
+	oc->nearly++;
+}
+
+static void rx_inorder(tsm__io *io, struct ofi_conn *oc, const struct ofi_hdr *h,
+                       const uint8_t *p, size_t n);
+
+/* Runs the kept messages that are now next in order. */
+static void early_drain(tsm__io *io, struct ofi_conn *oc)
+{
+	while (oc->state != OC_FREE && oc->early && oc->early->seq == oc->rx_seq) {
+		struct ofi_early *e = oc->early;
+		oc->early = e->next;
+		oc->early_bytes -= e->len;
+		oc->nearly--;
+		struct ofi_hdr h = {e->type, e->seq, 0, 0, e->credit};
+		rx_inorder(io, oc, &h, e->data, e->len);
+		free(e);
+	}
+}
+
 static void rx_msg(tsm__io *io, const uint8_t *p, size_t n)
 {
 	struct ofi_hdr h;
@@ -757,16 +823,31 @@ static void rx_msg(tsm__io *io, const uint8_t *p, size_t n)
 		io->dropped++;
 		return;
 	}
-	switch (h.type) {
-	case OFI_T_ACCEPT:
+	if (h.type == OFI_T_ACCEPT)
 		return rx_accept(io, oc, &h, p, n);
+	uint16_t ahead = (uint16_t)(h.seq - oc->rx_seq);
+	if (ahead >= 0x8000) { /* a repeat: the provider does not do that */
+		io->dropped++;
+		return;
+	}
+	if (ahead)
+		return early_add(io, oc, &h, p, n);
+	rx_inorder(io, oc, &h, p, n);
+	early_drain(io, oc);
+}
+
+static void rx_inorder(tsm__io *io, struct ofi_conn *oc, const struct ofi_hdr *h,
+                       const uint8_t *p, size_t n)
+{
+	oc->rx_seq++;
+	switch (h->type) {
 	case OFI_T_CONFIRM:
 		return rx_confirm(io, oc);
 	case OFI_T_DATA:
-		rx_credit(io, oc, h.credit);
+		rx_credit(io, oc, h->credit);
 		return rx_data(io, oc, p, n);
 	case OFI_T_CREDIT:
-		return rx_credit(io, oc, h.credit);
+		return rx_credit(io, oc, h->credit);
 	case OFI_T_CLOSE:
 		return rx_close(io, oc);
 	default:

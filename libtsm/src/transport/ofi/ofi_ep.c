@@ -411,8 +411,7 @@ static void ep_free_buffers(tsm__io *io)
 
 static void ep_close_fid(struct fid *f)
 {
-	if (f)
-		fi_close(f);
+	if (f) { int r = fi_close(f); if (r && getenv("OFI_DEBUG")) fprintf(stderr, "fi_close %d %s\n", r, fi_strerror(-r)); }
 }
 
 /* Closes in dependency order: the endpoint first (it flushes what is in
@@ -500,7 +499,13 @@ static tsm_err name_shm(const tsm__io *io, const char *addr, uint8_t *name,
                         size_t *nlen)
 {
 	char buf[OFI_NAME_MAX + 2];
-	int n = strncmp(addr, "fi_", 3) == 0
+	bool raw = strncmp(addr, "fi_", 3) == 0;
+	if (!raw && (strlen(addr) == 0 || strlen(addr) > 48 ||
+	             strspn(addr, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          "0123456789._-") != strlen(addr)))
+		return tsm__err_set(TSM_ERR_BAD_URL, "ofi shm: name '%s': want "
+		                    "[A-Za-z0-9._-]{1,48}", addr);
+	int n = raw
 	            ? snprintf(buf, sizeof(buf), "%s", addr)
 	            : snprintf(buf, sizeof(buf), "fi_ns://tsm:%s", addr);
 	if (n < 0 || (size_t)n + 1 > *nlen || (size_t)n > OFI_NAME_MAX ||

@@ -16,8 +16,11 @@
 #include "transport/ofi/ofi.h"
 
 /* Engine message header (docs/transports.md "Engine protocol"): 16 bytes,
- * little-endian: type u8, version u8, 2 zero bytes, dst id u32, dst key
- * u32, credit u32. */
+ * little-endian: type u8, version u8, seq u16, dst id u32, dst key u32,
+ * credit u32. seq numbers a connection's messages after the hello: RDM
+ * matches messages in order (FI_ORDER_SAS) but may complete them out of
+ * order (tcp;ofi_rxm reports a small eager message before a larger
+ * rendezvous one sent first), so the receiver restores the order. */
 #define OFI_HDR_LEN 16
 #define OFI_PROTO_VERSION 1
 
@@ -35,6 +38,7 @@
 #define OFI_TX_SMALL 4096u        /* small send buffer, header included */
 #define OFI_TX_SMALL_MAX 256
 #define OFI_TX_LARGE_MAX 24
+#define OFI_STASH_MAX 256         /* out-of-order messages per connection */
 #define OFI_SLEEP_MIN (50 * TSM_USEC) /* fallback sleeps without a wait fd */
 #define OFI_SLEEP_MAX TSM_MSEC
 
@@ -83,6 +87,16 @@ struct ofi_peer {
 
 enum ofi_state { OC_FREE, OC_DIALING, OC_EMBRYO, OC_OPEN, OC_FAILED };
 
+/* A message that completed before an earlier one of its connection. */
+struct ofi_early {
+	struct ofi_early *next;
+	uint16_t seq;
+	uint8_t type;
+	uint32_t credit;
+	size_t len;
+	uint8_t data[];
+};
+
 /* Received bytes the session has not read yet. */
 struct ofi_seg {
 	struct ofi_seg *next;
@@ -104,6 +118,10 @@ struct ofi_conn {
 	void *rx_buf;        /* armed receive */
 	size_t rx_len;
 	uint32_t owed;       /* bytes read since credit was last returned */
+	uint16_t tx_seq, rx_seq;
+	struct ofi_early *early; /* by seq; bytes count against the window */
+	size_t early_bytes;
+	unsigned nearly;
 	uint64_t tx_credit;  /* bytes the peer still lets us send */
 	tsm_err err;         /* sticky failure; next recv/send reports it */
 	char why[96];
