@@ -75,9 +75,9 @@ while [ $# -gt 0 ]; do
 	--floor-only) floor_only=1 ;;
 	--secure) secure=1 ;;
 	-h | --help) usage ;;
-	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout)
+	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout | python)
 		names+=("$1") ;;
-	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout) ;;
+	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout python) ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
 	esac
 	shift
@@ -802,6 +802,46 @@ fanout_case() {
 	fanout_stall "${BENCH_FANOUT_STALL_SUBS:-8}"
 }
 
+# ---- python: the same cases through the Python package, beside C ----
+
+# python_case: a 64 B round trip and a 64 KiB stream in Python and in C
+# (tsm_bench), in one run; the difference is the Python overhead.
+python_case() {
+	local lib=$PWD/$build_dir/libtsm py c pyline cline over
+	py=$(command -v python3)
+	local -a env=(env "LD_LIBRARY_PATH=$lib" "TSM_LIBRARY=$lib/libtsm.so"
+		"PYTHONPATH=$PWD/bindings/python")
+	cline=$(timeout "$case_timeout" "$build_dir/bench/tsm_bench" rt --size 64 \
+		--iters 3000 --warmup 300 2>/dev/null | grep '^tsm:' | tail -n 1) || cline=
+	pyline=$(timeout "$case_timeout" "${env[@]}" "$py" bench/py_bench.py rt \
+		--size 64 --iters 3000 2>/dev/null | grep '^py:' | tail -n 1) || pyline=
+	if [ -z "$cline" ] || [ -z "$pyline" ]; then
+		failed=1
+		echo "bench: name=python-rt status=failed"
+		return
+	fi
+	c=$(field "$cline" p50_us)
+	py=$(field "$pyline" p50_us)
+	over=$(calc "($py - $c) / 2")
+	echo "bench: name=python-rt size=64 p50_us=$py c_p50_us=$c" \
+		"ratio=$(calc "$py / $c") overhead_us_per_msg=$over" \
+		"note=two_python_processes_vs_two_c_processes"
+	table+=("| python rt p50 | 64 | io_uring, insecure | $py | C: $c | $(calc "$py / $c") | - | overhead $over µs/msg |")
+	cline=$(timeout "$case_timeout" "$build_dir/bench/tsm_bench" stream \
+		--size 65536 --count 3000 2>/dev/null | grep '^tsm:' | tail -n 1) || cline=
+	pyline=$(timeout "$case_timeout" "${env[@]}" "$(command -v python3)" \
+		bench/py_bench.py stream --size 65536 --count 3000 2>/dev/null |
+		grep '^py:' | tail -n 1) || pyline=
+	if [ -z "$cline" ] || [ -z "$pyline" ]; then
+		failed=1
+		return
+	fi
+	echo "bench: name=python-stream size=65536 mb_per_s=$(field "$pyline" mb_per_s)" \
+		"c_mb_per_s=$(field "$cline" mb_per_s)" \
+		"ratio=$(calc "$(field "$pyline" mb_per_s) / $(field "$cline" mb_per_s)")"
+	table+=("| python stream MB/s | 65536 | io_uring, insecure | $(field "$pyline" mb_per_s) | C: $(field "$cline" mb_per_s) | $(calc "$(field "$pyline" mb_per_s) / $(field "$cline" mb_per_s)") | - | - |")
+}
+
 # ---- main ----
 
 echo "# libtsm bench: $(uname -r), $(nproc) CPUs, build $build_dir," \
@@ -815,6 +855,7 @@ for name in "${names[@]}"; do
 	prio | prio-tbf) prio_case "$name" ;;
 	deadline) for p in block drop_oldest; do deadline_case "$p"; done ;;
 	fanout) fanout_case ;;
+	python) python_case ;;
 	esac
 done
 
