@@ -411,7 +411,8 @@ static void ep_free_buffers(tsm__io *io)
 
 static void ep_close_fid(struct fid *f)
 {
-	if (f) { int r = fi_close(f); if (r && getenv("OFI_DEBUG")) fprintf(stderr, "fi_close %d %s\n", r, fi_strerror(-r)); }
+	if (f)
+		fi_close(f);
 }
 
 /* Closes in dependency order: the endpoint first (it flushes what is in
