@@ -1,5 +1,6 @@
 /* Unit tests for core/params.c: fields set by name, and refusals. */
 #include <check.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,33 @@ START_TEST(ctx_params_refused)
 }
 END_TEST
 
+START_TEST(older_smaller_structs_still_work)
+{
+	/* A caller built against an older header passes a smaller struct:
+	 * the fields it knows are used, the others take their defaults. */
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.size = (uint32_t)offsetof(tsm_ctx_params, publish_queue_bytes);
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.size = (uint32_t)offsetof(tsm_qos, timestamps);
+	q.priority = 2;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "old", &q), TSM_OK);
+	tsm_ctx_close(c);
+	/* a newer (bigger) or nonsensical size is refused */
+	p.size = (uint32_t)sizeof(p) + 8;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_ERR_BAD_PARAMS);
+	p.size = 0;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm_ctx_open(&c, NULL), TSM_EINVAL);
+}
+END_TEST
+
 START_TEST(qos_by_name)
 {
 	tsm_qos q;
@@ -95,6 +123,7 @@ int main(void)
 	tcase_add_test(tc, ctx_params_by_name);
 	tcase_add_test(tc, ctx_params_refused);
 	tcase_add_test(tc, qos_by_name);
+	tcase_add_test(tc, older_smaller_structs_still_work);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

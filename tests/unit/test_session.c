@@ -251,6 +251,11 @@ START_TEST(refusals_at_open)
 	tsm_sub *sub;
 	ck_assert_int_eq(tsm_sub_open(&sub, c, "a/**/b", NULL), TSM_ERR_BAD_PATTERN);
 	ck_assert_uint_eq(stat(c, "ctx.insecure"), 1);
+	/* an expected peer cannot be checked without security */
+	ck_assert_int_eq(tsm_ctx_dial(c, "tcp://127.0.0.1:9#spiffe://td/x"),
+	                 TSM_ERR_BAD_URL);
+	ck_assert_int_eq(tsm_ctx_listen(c, "tcp://127.0.0.1:0#spiffe://td/x", NULL, 0),
+	                 TSM_ERR_BAD_URL);
 	tsm_ctx_close(c);
 }
 END_TEST
@@ -1035,6 +1040,53 @@ START_TEST(backpressure_at_the_limit_is_not_lagging)
 }
 END_TEST
 
+START_TEST(full_local_subscriber_lags_instead_of_stalling)
+{
+	tsm_ctx *c = open_ctx("lag");
+	tsm_qos q;
+	tsm_qos_init(&q);
+	q.queue_depth = 2;
+	q.block_timeout = 50 * TSM_MSEC;
+	tsm_sub *stuck, *ok;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_sub_open(&stuck, c, "l", &q), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&ok, c, "l", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "l", &q), TSM_OK);
+	for (uint32_t i = 0; i < 200; i++) /* at most one 50 ms wait in all */
+		ck_assert_int_eq(tsm_publish(pb, &i, 4, NULL), TSM_OK);
+	for (uint32_t i = 0; i < 200; i++)
+		ck_assert_uint_eq(recv_u32(ok), i); /* the other lost nothing */
+	ck_assert_uint_eq(stat(c, "drop.queue_full"), 198);
+	tsm_ctx_close(c);
+}
+END_TEST
+
+static void count_cb(void *arg, tsm_msg *m)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+	tsm_msg_free(m);
+}
+
+START_TEST(many_callback_subscribers_all_served)
+{
+	static atomic_int calls;
+	tsm_ctx *c = open_ctx("cbs");
+	for (int i = 0; i < 300; i++) {
+		tsm_sub *s;
+		ck_assert_int_eq(tsm_sub_open(&s, c, "cb", NULL), TSM_OK);
+		ck_assert_int_eq(tsm_sub_set_callback(s, count_cb, &calls), TSM_OK);
+	}
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "cb", NULL), TSM_OK);
+	uint32_t v = 1;
+	ck_assert_int_eq(tsm_publish(pb, &v, 4, NULL), TSM_OK);
+	for (int i = 0; i < 300 && atomic_load(&calls) < 300; i++)
+		usleep(10 * 1000);
+	ck_assert_int_eq(atomic_load(&calls), 300);
+	tsm_ctx_close(c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("session");
@@ -1067,6 +1119,8 @@ int main(void)
 	tcase_add_test(d, dscp_marks_the_connection);
 	tcase_add_test(d, reassembly_budget_bounds_memory);
 	tcase_add_test(d, backpressure_at_the_limit_is_not_lagging);
+	tcase_add_test(d, full_local_subscriber_lags_instead_of_stalling);
+	tcase_add_test(d, many_callback_subscribers_all_served);
 	suite_add_tcase(s, d);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -188,11 +188,13 @@ size_t tsm_ctx_params_size(void);
 
 /*
  * tsm_ctx_params_set sets one field by name from a string: "name",
- * "listen" and "connect" (each call appends a URL), "cert_file",
+ * "listen" and "connect" (each call appends a URL; at most TSM_MAX_URLS - 1
+ * by name, the lists staying NULL-terminated), "cert_file",
  * "key_file", "trust_file", "policy_file", "crl_file", "crl_soft_fail"
  * (0/1), "cipher" (aes-256-gcm|chacha20-poly1305), "insecure" (0/1),
  * "progress" (blocking|busy_poll), "log_level" (error|warn|info|debug),
- * "publish_queue", "session_queue_bytes", "fragment_size",
+ * "publish_queue", "publish_queue_bytes", "session_queue_bytes",
+ * "reassembly_bytes", "fragment_size", "accept_backoff_ms",
  * "handshake_timeout_ms", "session_timeout_ms", "reconnect_max_ms",
  * "linger_ms", "reload_interval_ms", "reauth_before_ms", "preauth_max",
  * "preauth_per_source", "lane_dscp" (eight comma-separated values, -1 =

@@ -41,15 +41,16 @@ TSM_API tsm_err tsm_pub_opts_init(tsm_pub_opts *o)
 }
 
 tsm_err tsm__qos_resolve(const tsm_qos *in, tsm_qos *out);
+tsm_err tsm__struct_upgrade(void *full, size_t full_size, const void *in,
+                            const char *what);
 tsm_err tsm__qos_resolve(const tsm_qos *in, tsm_qos *out)
 {
 	tsm_qos_init(out);
 	if (!in)
 		return TSM_OK;
-	if (in->size != sizeof(*in))
-		return tsm__err_set(TSM_ERR_BAD_PARAMS, "qos not initialised with "
-		                    "tsm_qos_init");
-	*out = *in;
+	tsm_err e = tsm__struct_upgrade(out, sizeof(*out), in, "tsm_qos");
+	if (e)
+		return e;
 	if (out->priority > TSM_PRIO_MAX)
 		return tsm__err_set(TSM_ERR_BAD_PRIORITY, "qos priority %u > 7",
 		                    out->priority);
@@ -138,7 +139,8 @@ static tsm_err pub_deadline(const tsm_pub *p, const tsm_pub_opts *o,
 static tsm_err pub_check(const tsm_pub *p, const tsm_pub_opts *o, size_t len,
                          uint8_t *prio)
 {
-	if (o && o->size != sizeof(*o))
+	if (o && (o->size < offsetof(tsm_pub_opts, msg_id) + sizeof(o->msg_id) ||
+	          o->size > sizeof(*o)))
 		return tsm__err_set(TSM_ERR_BAD_PARAMS, "opts not initialised with "
 		                    "tsm_pub_opts_init");
 	if (len > p->qos.max_msg_size)

@@ -125,8 +125,15 @@ enum tsm__push tsm__sub_push(struct tsm_sub *s, tsm_msg *m, bool can_wait,
 		tsm_msg_free(m);
 		r = TSM_PUSH_DROPPED;
 	} else if (s->count < s->cap ||
-	           (blocks && can_wait && sub_wait_space(s, wait))) {
+	           (blocks && can_wait && !s->lagging && sub_wait_space(s, wait))) {
 		sub_append(s, m);
+	} else if (blocks && can_wait && !s->lagging) {
+		/* a local publisher waited block_timeout in vain: from now on
+		 * this subscriber alone loses its overflow (design.md §5) */
+		s->lagging = true;
+		tsm__drop_msg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
+		tsm_msg_free(m);
+		r = TSM_PUSH_DROPPED;
 	} else if (blocks && !s->lagging) {
 		r = TSM_PUSH_FULL; /* caller keeps m */
 	} else if (blocks) { /* lagging: it alone loses (design.md §5) */
@@ -321,19 +328,36 @@ static void dlv_run_one(struct tsm_sub *s, bool *found)
 	}
 }
 
+/* Takes references to every callback subscriber (array grown as needed,
+ * so none is ever left out). ctx->mu held. */
+static uint32_t dlv_snapshot(tsm_ctx *ctx, struct tsm_sub ***snap, uint32_t *cap)
+{
+	uint32_t n = 0;
+	for (struct tsm_sub *s = ctx->subs; s; s = s->next) {
+		if (!s->cb)
+			continue;
+		if (n == *cap) {
+			uint32_t c = *cap ? *cap * 2 : 64;
+			struct tsm_sub **v = realloc(*snap, c * sizeof(*v));
+			if (!v)
+				break; /* the rest is served on the next round */
+			*snap = v;
+			*cap = c;
+		}
+		atomic_fetch_add(&s->refs, 1);
+		(*snap)[n++] = s;
+	}
+	return n;
+}
+
 static void *dlv_main(void *arg)
 {
 	tsm_ctx *ctx = arg;
-	struct tsm_sub *snap[256];
+	struct tsm_sub **snap = NULL;
+	uint32_t cap = 0;
 	pthread_mutex_lock(&ctx->mu);
 	while (!ctx->dlv_stop) {
-		uint32_t n = 0;
-		for (struct tsm_sub *s = ctx->subs; s && n < 256; s = s->next) {
-			if (s->cb) {
-				atomic_fetch_add(&s->refs, 1);
-				snap[n++] = s;
-			}
-		}
+		uint32_t n = dlv_snapshot(ctx, &snap, &cap);
 		ctx->dlv_kick = false;
 		pthread_mutex_unlock(&ctx->mu);
 		bool found = false;
@@ -349,6 +373,7 @@ static void *dlv_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&ctx->mu);
+	free(snap);
 	return NULL;
 }
 
@@ -415,8 +440,11 @@ TSM_API void tsm_sub_close(tsm_sub *s)
 	 * close is called from that callback, which is not allowed). */
 	while (s->in_cb && !pthread_equal(pthread_self(), s->ctx->dlv_thread))
 		pthread_cond_wait(&s->cv, &s->mu);
-	while (s->count)
-		tsm_msg_free(sub_take(s));
+	while (s->count) { /* never read: counted, with an outcome each */
+		tsm_msg *m = sub_take(s);
+		tsm__drop_msg(s->ctx, m, TSM_ECLOSED, TSM_AT_SUB_QUEUE);
+		tsm_msg_free(m);
+	}
 	pthread_cond_broadcast(&s->cv);
 	pthread_cond_broadcast(&s->space_cv);
 	pthread_mutex_unlock(&s->mu);

@@ -34,11 +34,31 @@ TSM_API tsm_err tsm_ctx_params_init(tsm_ctx_params *p)
 	return TSM_OK;
 }
 
+/*
+ * The size field lets the struct grow: a caller built against an older,
+ * smaller header gets defaults for the fields it does not know; a size
+ * larger than this library's, or too small to hold anything, is refused.
+ */
+tsm_err tsm__struct_upgrade(void *full, size_t full_size, const void *in,
+                            const char *what);
+tsm_err tsm__struct_upgrade(void *full, size_t full_size, const void *in,
+                            const char *what)
+{
+	uint32_t n;
+	memcpy(&n, in, sizeof(n));
+	if (n < 2 * sizeof(uint32_t) || n > full_size)
+		return tsm__err_set(TSM_ERR_BAD_PARAMS, "%s: size %u is not that of a "
+		                    "%s initialised by this library's _init (%zu)",
+		                    what, n, what, full_size);
+	memcpy(full, in, n);
+	memcpy(full, &full_size, sizeof(n)); /* now the full size */
+	return TSM_OK;
+}
+
 static tsm_err ctx_check_params(const tsm_ctx_params *p)
 {
-	if (!p || p->size != sizeof(*p))
-		return tsm__err_set(TSM_ERR_BAD_PARAMS, "tsm_ctx_open: params not "
-		                    "initialised with tsm_ctx_params_init");
+	if (!p)
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_open: params is NULL");
 	char missing[96] = "";
 	const struct { const char *v, *name; } need[] = {
 		{p->cert_file, "cert_file"}, {p->key_file, "key_file"},
@@ -188,9 +208,13 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	if (!out)
 		return tsm__err_set(TSM_EINVAL, "tsm_ctx_open: out is NULL");
 	*out = NULL;
-	tsm_err e = ctx_check_params(p);
-	if (e)
+	tsm_ctx_params full;
+	tsm_ctx_params_init(&full);
+	tsm_err e = p ? tsm__struct_upgrade(&full, sizeof(full), p, "tsm_ctx_params")
+	              : tsm__err_set(TSM_EINVAL, "tsm_ctx_open: params is NULL");
+	if (e || (e = ctx_check_params(&full)))
 		return e;
+	p = &full;
 	tsm_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open");
@@ -269,6 +293,9 @@ TSM_API tsm_err tsm_ctx_listen(tsm_ctx *ctx, const char *url, char *bound,
 	tsm_err e = tsm__url_parse(url, &c.url);
 	if (e)
 		return e;
+	if (c.url.expect[0])
+		return tsm__err_set(TSM_ERR_BAD_URL, "listen %s: an expected peer "
+		                    "('#...') belongs on a URL to dial", url);
 	if ((e = tsm__ctx_cmd_wait(ctx, &c)) != TSM_OK) {
 		/* The detail was set on the progress thread: carry it over. */
 		return tsm__err_set(e, "listen %s: %s", url, c.bound);
@@ -287,6 +314,10 @@ TSM_API tsm_err tsm_ctx_dial(tsm_ctx *ctx, const char *url)
 	tsm_err e = tsm__url_parse(url, &c.url);
 	if (e)
 		return e;
+	if (c.url.expect[0] && ctx->insecure) /* nobody could check it */
+		return tsm__err_set(TSM_ERR_BAD_URL, "dial %s: an expected peer "
+		                    "identity needs security (this context is "
+		                    "insecure)", url);
 	return tsm__ctx_cmd_wait(ctx, &c);
 }
 

@@ -146,6 +146,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		return parse_u64(k, v, UINT64_MAX, &p->session_queue_bytes);
 	if (strcmp(k, "reassembly_bytes") == 0)
 		return parse_u64(k, v, UINT64_MAX, &p->reassembly_bytes);
+	if (strcmp(k, "publish_queue_bytes") == 0)
+		return parse_u64(k, v, UINT64_MAX, &p->publish_queue_bytes);
 	static const struct { const char *k; size_t off; } u32s[] = {
 		{"publish_queue", offsetof(tsm_ctx_params, publish_queue)},
 		{"fragment_size", offsetof(tsm_ctx_params, fragment_size)},
@@ -160,7 +162,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		{"reconnect_max_ms", offsetof(tsm_ctx_params, reconnect_max)},
 		{"linger_ms", offsetof(tsm_ctx_params, linger)},
 		{"reload_interval_ms", offsetof(tsm_ctx_params, reload_interval)},
-		{"reauth_before_ms", offsetof(tsm_ctx_params, reauth_before)}};
+		{"reauth_before_ms", offsetof(tsm_ctx_params, reauth_before)},
+		{"accept_backoff_ms", offsetof(tsm_ctx_params, accept_backoff)}};
 	for (size_t i = 0; i < TSM_ARRAY_LEN(durs); i++)
 		if (strcmp(k, durs[i].k) == 0)
 			return set_ms((tsm_duration *)((char *)p + durs[i].off), k, v);

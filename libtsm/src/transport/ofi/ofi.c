@@ -184,13 +184,46 @@ static void early_clear(struct ofi_conn *oc)
 	oc->nearly = 0;
 }
 
-static void q_clear(struct ofi_conn *oc)
+/* Queue segments: small ones from malloc, large ones (a whole message)
+ * from a small cache, so a stream of large messages that arrive before
+ * the session re-arms costs no mmap/munmap and page faults per message. */
+static struct ofi_seg *seg_new(tsm__io *io, size_t n)
+{
+	struct ofi_seg *s = NULL;
+	bool large = n > OFI_SEG_SMALL;
+	if (large && io->seg_cache) {
+		s = io->seg_cache;
+		io->seg_cache = s->next;
+		io->nseg_cache--;
+	} else {
+		size_t cap = large ? TSM_MAX(n, io->msg_max) : OFI_SEG_SMALL;
+		if (!(s = malloc(sizeof(*s) + cap)))
+			return NULL;
+		s->cap = cap;
+	}
+	s->next = NULL;
+	s->off = s->len = 0;
+	return s;
+}
+
+static void seg_free(tsm__io *io, struct ofi_seg *s)
+{
+	if (s->cap > OFI_SEG_SMALL && io->nseg_cache < OFI_SEG_CACHE) {
+		s->next = io->seg_cache;
+		io->seg_cache = s;
+		io->nseg_cache++;
+		return;
+	}
+	free(s);
+}
+
+static void q_clear(tsm__io *io, struct ofi_conn *oc)
 {
 	early_clear(oc);
 	while (oc->q_head) {
 		struct ofi_seg *s = oc->q_head;
 		oc->q_head = s->next;
-		free(s);
+		seg_free(io, s);
 	}
 	oc->q_tail = NULL;
 	oc->q_bytes = 0;
@@ -522,7 +555,7 @@ static void oc_end(tsm__io *io, struct ofi_conn *oc, bool tell)
 		peer_unqueue(io, oc); /* a CONNECT nobody waits for any more */
 	if (tell)
 		ctrl_send(io, oc, OFI_T_CLOSE);
-	q_clear(oc);
+	q_clear(io, oc);
 	waiter_remove(io, oc);
 	if (oc->state == OC_EMBRYO) {
 		io->nembryos--;
@@ -558,7 +591,7 @@ static void conn_fail(tsm__io *io, struct ofi_conn *oc, tsm_err err,
 	va_start(ap, fmt);
 	vsnprintf(oc->why, sizeof(oc->why), fmt, ap);
 	va_end(ap);
-	q_clear(oc);
+	q_clear(io, oc);
 	tsm__conn *c = oc->c;
 	oc->rx_buf = NULL;
 	if (c && c->rx.pending)
@@ -571,14 +604,13 @@ static void conn_fail(tsm__io *io, struct ofi_conn *oc, tsm_err err,
 
 /* --- receiving ----------------------------------------------------------- */
 
-static bool q_append(struct ofi_conn *oc, const uint8_t *p, size_t n)
+static bool q_append(tsm__io *io, struct ofi_conn *oc, const uint8_t *p,
+                     size_t n)
 {
 	struct ofi_seg *t = oc->q_tail;
 	if (!t || t->cap - t->off - t->len < n) {
-		size_t cap = TSM_MAX(n, (size_t)16384);
-		if (!(t = malloc(sizeof(*t) + cap)))
+		if (!(t = seg_new(io, n)))
 			return false;
-		*t = (struct ofi_seg){.cap = cap};
 		if (oc->q_tail)
 			oc->q_tail->next = t;
 		else
@@ -591,7 +623,7 @@ static bool q_append(struct ofi_conn *oc, const uint8_t *p, size_t n)
 	return true;
 }
 
-static size_t q_take(struct ofi_conn *oc, uint8_t *dst, size_t len)
+static size_t q_take(tsm__io *io, struct ofi_conn *oc, uint8_t *dst, size_t len)
 {
 	size_t got = 0;
 	while (got < len && oc->q_head) {
@@ -605,7 +637,7 @@ static size_t q_take(struct ofi_conn *oc, uint8_t *dst, size_t len)
 			oc->q_head = s->next;
 			if (!oc->q_head)
 				oc->q_tail = NULL;
-			free(s);
+			seg_free(io, s);
 		}
 	}
 	oc->q_bytes -= got;
@@ -649,7 +681,7 @@ static void rx_data(tsm__io *io, struct ofi_conn *oc, const uint8_t *p, size_t n
 	}
 	if (oc->q_bytes + oc->early_bytes + n > OFI_WINDOW)
 		return rx_overrun(io, oc, n);
-	if (n && !q_append(oc, p, n))
+	if (n && !q_append(io, oc, p, n))
 		conn_fail(io, oc, TSM_ENOMEM, "ofi: receive queue");
 }
 
@@ -998,7 +1030,7 @@ static tsm_err ofi_recv(tsm__io *io, tsm__conn *c, void *buf, size_t len)
 	if (!oc || oc->state != OC_OPEN) {
 		done_fail(io, &c->rx, TSM_ERR_PEER_LOST, "ofi: not connected");
 	} else if (oc->q_bytes) {
-		size_t k = q_take(oc, buf, len);
+		size_t k = q_take(io, oc, buf, len);
 		rx_consumed(io, oc, k);
 		done_op(io, &c->rx, (long)k);
 	} else if (oc->err) {
@@ -1110,8 +1142,13 @@ static int cq_drain(tsm__io *io)
 		}
 		if (n <= 0)
 			return total;
-		for (ssize_t i = 0; i < n; i++)
+		/* Completions go to the session at once, so it re-arms its
+		 * receive before the next message of this batch is placed
+		 * (else that one takes the queue: one more copy). */
+		for (ssize_t i = 0; i < n; i++) {
 			cq_entry(io, &ent[i]);
+			total += done_run(io);
+		}
 		total += (int)n;
 		if ((size_t)n < TSM_ARRAY_LEN(ent))
 			return total;
@@ -1330,7 +1367,12 @@ static void ofi_fini(tsm__io *io)
 	if (!io)
 		return;
 	for (int i = 0; i < OFI_MAX_CONNS; i++)
-		q_clear(&io->conns[i]);
+		q_clear(io, &io->conns[i]);
+	while (io->seg_cache) {
+		struct ofi_seg *sg = io->seg_cache;
+		io->seg_cache = sg->next;
+		free(sg);
+	}
 	tsm__ofi_ep_close(io);
 	close(io->evfd);
 	free(io->done);

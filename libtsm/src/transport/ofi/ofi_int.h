@@ -38,6 +38,8 @@
 #define OFI_TX_SMALL 4096u        /* small send buffer, header included */
 #define OFI_TX_SMALL_MAX 256
 #define OFI_TX_LARGE_MAX 24
+#define OFI_SEG_SMALL 16384u      /* receive queue segment for small data */
+#define OFI_SEG_CACHE 8           /* large segments kept for reuse */
 #define OFI_STASH_MAX 256         /* out-of-order messages per connection */
 #define OFI_SLEEP_MIN (50 * TSM_USEC) /* fallback sleeps without a wait fd */
 #define OFI_SLEEP_MAX TSM_MSEC
@@ -178,6 +180,8 @@ struct tsm__io {
 	tsm__lst *lst;
 	tsm_time next_timer;
 	tsm_duration backoff;
+	struct ofi_seg *seg_cache;
+	unsigned nseg_cache;
 	/* completions for wait() */
 	struct ofi_done *done;
 	size_t ndone, capdone;
