@@ -1169,6 +1169,128 @@ out:
 	return rc;
 }
 
+
+/* ---- stat: live per-topic statistics -------------------------------------- */
+
+static const char stat_help[] =
+	"usage: tsm stat URL PATTERN [OPTIONS]\n"
+	"\n"
+	"Subscribes to PATTERN and prints, every --interval-ms, what this node\n"
+	"delivered and lost per topic and priority lane: deadline misses, drops\n"
+	"by reason, queue depth, and latency histograms (p50/p99/p99.9/max of\n"
+	"publish-to-hand-over latency from the sender's timestamp on one host,\n"
+	"of time spent in this node, and of deadline slack at hand-over).\n"
+	"\n"
+	"  --seconds N        stop after N seconds (default 10; 0 = until Ctrl-C)\n"
+	"  --interval-ms MS   print every MS milliseconds (default 1000)\n"
+	"  --listen URL, --connect URL   as for tsm sub\n"
+	CLI_SEC_HELP
+	"\n"
+	"Exit 0 ok, 1 failure, 2 usage.\n";
+
+static const struct option stat_longopts[] = {
+	{"seconds", required_argument, NULL, 'n'},
+	{"interval-ms", required_argument, NULL, OPT_TIMEOUT},
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"connect", required_argument, NULL, OPT_CONNECT},
+	CLI_SEC_LONGOPTS,
+	{"stats", no_argument, NULL, OPT_STATS},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+struct stat_cfg {
+	struct net_cfg net;
+	const char *pattern;
+	uint64_t seconds, interval_ms;
+};
+
+static int stat_parse(struct stat_cfg *c, int argc, char **argv)
+{
+	int opt, rc;
+	uint64_t v;
+
+	memset(c, 0, sizeof *c);
+	c->seconds = 10;
+	c->interval_ms = 1000;
+	while ((opt = getopt_long(argc, argv, "n:vh", stat_longopts, NULL)) != -1) {
+		if ((rc = net_option("stat", &c->net, opt, optarg)) >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (opt == 'h') {
+			fputs(stat_help, stdout);
+			exit(0);
+		}
+		if ((opt != 'n' && opt != OPT_TIMEOUT) || !parse_u64(optarg, &v, false))
+			return usage_error("stat", "bad option or value", optarg);
+		*(opt == 'n' ? &c->seconds : &c->interval_ms) = v;
+	}
+	if (c->interval_ms == 0)
+		return usage_error("stat", "--interval-ms must be > 0", NULL);
+	return take_positionals("stat", argc, argv, &c->net, false, &c->pattern);
+}
+
+static void stat_row(void *arg, const tsm_topic_stats *s)
+{
+	(void)arg;
+	printf("%-24s %4u %9" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %6" PRIu64
+	       "  %8.3f %8.3f %8.3f %8.3f  %8.3f %8.3f  %9.3f %9.3f\n",
+	       s->topic, s->lane, s->delivered, s->deadline_missed,
+	       s->dropped_queue_full, s->dropped_other, s->queued,
+	       s->latency.p50_ns / 1e6, s->latency.p99_ns / 1e6,
+	       s->latency.p999_ns / 1e6, s->latency.max_ns / 1e6,
+	       s->local.p50_ns / 1e6, s->local.p99_ns / 1e6,
+	       s->slack.p50_ns / 1e6, s->slack.p99_ns / 1e6);
+}
+
+static void stat_table(tsm_ctx *ctx)
+{
+	printf("%-24s %4s %9s %7s %7s %7s %6s  %8s %8s %8s %8s  %8s %8s  %9s %9s\n",
+	       "topic", "lane", "delivered", "missed", "q_full", "other", "queued",
+	       "lat_p50", "lat_p99", "lat_p999", "lat_max", "node_p50", "node_p99",
+	       "slack_p50", "slack_p99");
+	tsm_stats_topics(ctx, stat_row, NULL);
+	printf("(times in ms)\n");
+	fflush(stdout);
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+	struct stat_cfg c;
+	tsm_ctx *ctx = NULL;
+	tsm_sub *sub = NULL;
+	tsm_err err;
+	int rc;
+
+	if ((rc = stat_parse(&c, argc, argv)))
+		return rc;
+	if ((rc = net_open("stat", &c.net, &ctx)))
+		goto out;
+	if ((err = tsm_sub_open(&sub, ctx, c.pattern, NULL))) {
+		rc = report("stat", "tsm_sub_open", err, c.pattern);
+		goto out;
+	}
+	tsm_time end = c.seconds ? tsm_now() + (tsm_time)c.seconds * TSM_SEC : TSM_NEVER;
+	tsm_time next = tsm_now() + ms_to_ns(c.interval_ms);
+	while (!g_stop && tsm_now() < end) {
+		tsm_msg *m;
+		if (tsm_sub_recv(sub, &m, 10 * TSM_MSEC) == TSM_OK)
+			tsm_msg_free(m);
+		if (tsm_now() >= next) {
+			stat_table(ctx);
+			next += ms_to_ns(c.interval_ms);
+		}
+	}
+	stat_table(ctx);
+out:
+	tsm_sub_close(sub);
+	net_close("stat", &c.net, ctx);
+	return rc;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static const char main_help[] =
@@ -1179,6 +1301,7 @@ static const char main_help[] =
 	"Commands:\n"
 	"  pub URL TOPIC      publish self-checking messages (tsm pub --help)\n"
 	"  sub URL PATTERN    receive and optionally verify them (tsm sub --help)\n"
+	"  stat URL PATTERN   live per-topic latency, misses and drops (tsm stat --help)\n"
 	"  pki init DIR       make a development PKI: CAs, certificates, policy\n"
 	"  pki issue DIR NAME add a certificate to it (tsm pki --help)\n"
 	"\n"
@@ -1218,7 +1341,9 @@ int main(int argc, char **argv)
 		return cmd_sub(argc - 1, argv + 1);
 	if (!strcmp(cmd, "pki"))
 		return cli_pki_main(argc - 1, argv + 1);
-	fprintf(stderr, "tsm: unknown command '%s': use 'pub', 'sub' or 'pki' "
+	if (!strcmp(cmd, "stat"))
+		return cmd_stat(argc - 1, argv + 1);
+	fprintf(stderr, "tsm: unknown command '%s': use 'pub', 'sub', 'stat' or 'pki' "
 	        "(run 'tsm --help' for usage)\n", cmd);
 	return EXIT_USAGE;
 }
