@@ -75,9 +75,9 @@ while [ $# -gt 0 ]; do
 	--floor-only) floor_only=1 ;;
 	--secure) secure=1 ;;
 	-h | --help) usage ;;
-	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout | python)
+	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout | python | seal)
 		names+=("$1") ;;
-	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout python) ;;
+	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout python seal) ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
 	esac
 	shift
@@ -842,6 +842,23 @@ python_case() {
 	table+=("| python stream MB/s | 65536 | io_uring, insecure | $(field "$pyline" mb_per_s) | C: $(field "$cline" mb_per_s) | $(calc "$(field "$pyline" mb_per_s) / $(field "$cline" mb_per_s)") | - | - |")
 }
 
+# ---- seal: what AEAD costs per frame (issue 4) ----
+
+seal_case() {
+	local line
+	if ! "$build_dir/bench/seal_cost" >"$build_dir/seal.log" 2>&1; then
+		failed=1
+		echo "bench: name=seal status=failed"
+		return
+	fi
+	while read -r line; do
+		echo "bench: name=seal ${line#seal: }"
+		table+=("| seal $(field "$line" cipher) | $(field "$line" size) | - |\
+ seal $(field "$line" seal_ns) ns, open $(field "$line" open_ns) ns |\
+ - | - | - | $(field "$line" gb_per_s) GB/s |")
+	done <"$build_dir/seal.log"
+}
+
 # ---- main ----
 
 echo "# libtsm bench: $(uname -r), $(nproc) CPUs, build $build_dir," \
@@ -856,6 +873,7 @@ for name in "${names[@]}"; do
 	deadline) for p in block drop_oldest; do deadline_case "$p"; done ;;
 	fanout) fanout_case ;;
 	python) python_case ;;
+	seal) seal_case ;;
 	esac
 done
 
