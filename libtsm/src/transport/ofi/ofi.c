@@ -44,6 +44,7 @@ _Static_assert(FI_TC_LOW_LATENCY == 0x201 && FI_TC_BULK_DATA == 0x203,
 #define OFI_CREDIT_CAP ((uint64_t)1 << 40)
 
 static void tx_push(tsm__io *io, struct ofi_conn *oc);
+static int done_run(tsm__io *io);
 
 /* --- engine header ------------------------------------------------------- */
 
