@@ -333,8 +333,13 @@ static int peer_slot(tsm__io *io)
 		    (idle < 0 || p->idle_since < io->peers[idle].idle_since))
 			idle = i;
 	}
-	if (idle >= 0)
-		peer_evict(io, idle);
+	/* libfabric 1.17 shm crashes sending to a name inserted where a
+	 * removed one was, if that name has no region (yet): its peers stay
+	 * until the engine closes. Only same-user processes can reach an shm
+	 * endpoint (its region is 0600), and its AV is bounded. */
+	if (idle < 0 || io->addr_format == FI_ADDR_STR)
+		return -1;
+	peer_evict(io, idle);
 	return idle;
 }
 
