@@ -26,7 +26,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 TARGETS=(fuzz_frame fuzz_meta fuzz_topic fuzz_spiffe fuzz_policy fuzz_fsm
-         fuzz_planted)
+         fuzz_reasm fuzz_planted)
 
 say() { printf 'fuzz/build.sh: %s\n' "$*"; }
 

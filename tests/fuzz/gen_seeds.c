@@ -302,6 +302,45 @@ static void seeds_fsm(void)
 	put("fuzz_fsm", "any-state", anystate, sizeof(anystate));
 }
 
+/* fuzz_reasm programs (see its generate()): op bytes and their operands. */
+static void seeds_reasm(void)
+{
+	/* A two-fragment message on lane 0, then a batch of whole records
+	 * (metadata, send time, one with refused metadata), a PING and a
+	 * CLOSE; recv() in chunks of 1..64 bytes (the last byte). */
+	static const uint8_t two_frags[] = {
+		0,                                /* normal prologue */
+		0, 0, 0, 1, 5, 0, 0, 0, 9, 0,     /* fragment 0: 2 of 10 bytes */
+		0, 0, 0, 0, 0, 0, 0, 0, 0,        /* fragment 1: the other 8 */
+		6, 0x08, 0x09, 5, 1, 0x2a, 20, 2, 0x31, 9, 3, /* 3 records */
+		9, 1, 2, 3, 4, 5, 6, 7, 8,        /* PING */
+		15, 2};                           /* CLOSE */
+	/* Interleaved lanes, an ABORT, metadata on fragment 0. */
+	static const uint8_t lanes[] = {
+		0,
+		0, 0, 0, 0x09, 1, 4, 0, 0, 50, 0, /* lane 0, meta, 2 of 51 */
+		0, 1, 0, 2, 1, 4, 0, 0, 30, 0,    /* lane 1, 2 of 31 */
+		0, 1, 0, 0, 0, 3, 0, 0, 0,        /* lane 1: ABORT */
+		0, 0, 0, 0, 0, 0, 0, 0, 0,        /* lane 0: the rest, LAST */
+		11, 0x05,                         /* TOPIC 9 "t/n9" */
+		10, 0x00,                         /* SUBSCRIBE t/ * */
+		3};
+	/* Late ACCEPT, a TOPIC, a record; recv() byte by byte. */
+	static const uint8_t late[] = {7, 13, 5, 11, 0x80, 6, 0x00, 0x03, 10, 4,
+	                               1};
+	/* Six messages at once: the queue of 4 fills and the session parks. */
+	static const uint8_t park[] = {0, 6, 0x08, 1, 5, 1, 1, 6, 2, 1, 7, 3,
+	                               6, 0x08, 2, 5, 4, 2, 6, 5, 2, 7, 6, 0};
+	/* A corrupted header, then raw bytes. */
+	static const uint8_t raw[] = {0, 12, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8, 14, 8,
+	                              'T', 'M', 1, 6, 0, 0, 0, 0, 3};
+	put("fuzz_reasm", "two-fragments", two_frags, sizeof(two_frags));
+	put("fuzz_reasm", "lanes-abort", lanes, sizeof(lanes));
+	put("fuzz_reasm", "late-accept", late, sizeof(late));
+	put("fuzz_reasm", "park", park, sizeof(park));
+	put("fuzz_reasm", "glitch-raw", raw, sizeof(raw));
+}
+
 static void seeds_planted(void)
 {
 	put_text("fuzz_planted", "near", "BUG.");
@@ -323,6 +362,7 @@ int main(int argc, char **argv)
 	seeds_meta();
 	seeds_text();
 	seeds_fsm();
+	seeds_reasm();
 	seeds_planted();
 	return 0;
 }
