@@ -51,7 +51,10 @@ END_TEST
 START_TEST(ofi_not_built)
 {
 	tsm__url u;
-	ck_assert_int_eq(tsm__url_parse("ofi+tcp://1.2.3.4:5", &u), TSM_ENOTSUP);
+	ck_assert_int_eq(tsm__url_parse("ofi+tcp://1.2.3.4:5", &u), TSM_OK);
+	ck_assert_int_eq(u.scheme, TSM_URL_OFI);
+	ck_assert_str_eq(u.ofi_provider, "tcp;ofi_rxm");
+	ck_assert_int_eq(tsm__url_parse("ofi+tcp://nohost", &u), TSM_ERR_BAD_URL);
 }
 END_TEST
 

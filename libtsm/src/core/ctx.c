@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/cred.h"
+#include "transport/ofi/ofi.h"
 #include "core/tstats.h"
 tsm_err tsm__ts_init(tsm_ctx *ctx);
 #include "session/session.h"
@@ -129,9 +130,49 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 	ctx->node_id |= 1; /* 0 means "unknown" to dialers */
 }
 
+/*
+ * A context has one I/O engine: a libfabric endpoint when its URLs are
+ * ofi+... (all of one provider), else io_uring/epoll for tcp:// and
+ * inproc:// (docs/transports.md). Mixing families in one context is
+ * refused with a clear error rather than half working.
+ */
+static tsm_err ctx_family(tsm_ctx *ctx, const tsm_ctx_params *p)
+{
+	const char *const *lists[2] = {p->listen, p->connect};
+	for (int l = 0; l < 2; l++) {
+		for (int i = 0; i < TSM_MAX_URLS && lists[l][i]; i++) {
+			tsm__url u;
+			tsm_err e = tsm__url_parse(lists[l][i], &u);
+			if (e)
+				return e;
+			bool ofi = u.scheme == TSM_URL_OFI;
+			if (ctx->family && (ofi != (ctx->family == 2) ||
+			                    (ofi && strcmp(u.ofi_provider, ctx->ofi_provider))))
+				return tsm__err_set(TSM_ERR_BAD_URL, "%s: one context uses one "
+				                    "transport (one libfabric provider, or "
+				                    "tcp/inproc); open another context for it",
+				                    lists[l][i]);
+			ctx->family = ofi ? 2 : 1;
+			if (ofi)
+				snprintf(ctx->ofi_provider, sizeof(ctx->ofi_provider), "%s",
+				         u.ofi_provider);
+		}
+	}
+	return TSM_OK;
+}
+
 /* io_uring first; epoll only on failure or request, always loudly. */
 static tsm_err ctx_engine(tsm_ctx *ctx)
 {
+	if (ctx->family == 2) {
+		tsm_err e = tsm__ofi_init(&ctx->io, &tsm__loop_cbs, ctx->busy,
+		                          ctx->ofi_provider);
+		if (!e) {
+			ctx->io_ops = &tsm__io_ofi_ops;
+			tsm__stat_set(&ctx->stats, ST_OFI, 1);
+		}
+		return e;
+	}
 	const char *no = getenv("TSM_NO_URING");
 	tsm_err e = TSM_ERR_URING_UNAVAILABLE;
 	if (!(no && *no && strcmp(no, "0") != 0)) {
@@ -219,7 +260,7 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	if (!ctx)
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open");
 	ctx_defaults(ctx, p);
-	if ((e = ctx_init_sync(ctx)) || (e = tsm__ts_init(ctx)) ||
+	if ((e = ctx_family(ctx, p)) || (e = ctx_init_sync(ctx)) || (e = tsm__ts_init(ctx)) ||
 	    (!ctx->insecure && (e = tsm__cred_open(ctx, p))) || (e = ctx_engine(ctx))) {
 		char why[512];
 		snprintf(why, sizeof(why), "%s", tsm_err_detail());
@@ -284,6 +325,20 @@ tsm_err tsm__ctx_adopt_fd(struct tsm_ctx *ctx, int fd)
 	return TSM_OK;
 }
 
+/* A URL given after open must fit the engine the context already has. */
+static tsm_err ctx_same_family(const tsm_ctx *ctx, const tsm__url *u,
+                               const char *url)
+{
+	bool ofi = u->scheme == TSM_URL_OFI;
+	if (ofi == (ctx->family == 2) &&
+	    (!ofi || strcmp(u->ofi_provider, ctx->ofi_provider) == 0))
+		return TSM_OK;
+	return tsm__err_set(TSM_ERR_BAD_URL, "%s: this context runs %s%s; one "
+	                    "context uses one transport", url,
+	                    ctx->family == 2 ? "libfabric " : "tcp/inproc",
+	                    ctx->family == 2 ? ctx->ofi_provider : "");
+}
+
 TSM_API tsm_err tsm_ctx_listen(tsm_ctx *ctx, const char *url, char *bound,
                                size_t bound_len)
 {
@@ -291,6 +346,8 @@ TSM_API tsm_err tsm_ctx_listen(tsm_ctx *ctx, const char *url, char *bound,
 		return tsm__err_set(TSM_EINVAL, "tsm_ctx_listen: NULL argument");
 	tsm__cmd c = {.kind = CMD_LISTEN};
 	tsm_err e = tsm__url_parse(url, &c.url);
+	if (!e)
+		e = ctx_same_family(ctx, &c.url, url);
 	if (e)
 		return e;
 	if (c.url.expect[0])
@@ -312,6 +369,8 @@ TSM_API tsm_err tsm_ctx_dial(tsm_ctx *ctx, const char *url)
 		return tsm__err_set(TSM_EINVAL, "tsm_ctx_dial: NULL argument");
 	tsm__cmd c = {.kind = CMD_DIAL};
 	tsm_err e = tsm__url_parse(url, &c.url);
+	if (!e)
+		e = ctx_same_family(ctx, &c.url, url);
 	if (e)
 		return e;
 	if (c.url.expect[0] && ctx->insecure) /* nobody could check it */

@@ -194,6 +194,8 @@ struct tsm_ctx {
 	tsm_ctx_params p;          /* copy; string pointers cleared */
 	uint64_t node_id;
 	bool insecure, busy;
+	int family;                /* 0 none yet, 1 tcp/inproc, 2 libfabric */
+	char ofi_provider[48];     /* family 2: the provider of every URL */
 	const tsm__io_ops *io_ops;
 	tsm__io *io;
 	pthread_t thread;

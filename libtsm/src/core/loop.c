@@ -24,6 +24,7 @@
 #include "security/policy.h"
 #include "session/secure.h"
 #include "session/session.h"
+#include "transport/ofi/ofi.h"
 #include "transport/tcp/tcp.h"
 
 #define PUBQ_BATCH 4096
@@ -38,6 +39,13 @@ static tsm__session *conn_sess(tsm__conn *c)
 
 static void loop_peer_addr(tsm__session *s)
 {
+	if (s->ctx->family == 2) { /* a fabric address, not a socket */
+		char name[96];
+		if (tsm__ofi_peer_name(s->ctx->io, s->conn.fd, name, sizeof(name)))
+			strcpy(name, "?");
+		snprintf(s->peer_addr, sizeof(s->peer_addr), "ofi:%s", name);
+		return;
+	}
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	tsm__url u = {.scheme = TSM_URL_TCP};
@@ -97,7 +105,12 @@ static void loop_on_accept(tsm__lst *l, int fd, tsm_err err)
 		return;
 	}
 	tsm__stat_add(&ctx->stats, ST_ACCEPTS, 1);
-	loop_source(fd, src, sizeof(src));
+	if (ctx->family == 2) {
+		if (tsm__ofi_peer_name(ctx->io, fd, src, sizeof(src)))
+			src[0] = '\0';
+	} else {
+		loop_source(fd, src, sizeof(src));
+	}
 	if (!loop_preauth_ok(ctx, src)) {
 		tsm__audit(ctx, TSM_ERR_PREAUTH_LIMIT, src, NULL,
 		           "too many pending handshakes; connection refused");
@@ -188,12 +201,13 @@ static bool loop_peer_up(tsm_ctx *ctx, uint64_t node_id)
 
 static void loop_dial(tsm_ctx *ctx, tsm__dialer *d)
 {
-	int fd;
+	int fd = -1;
 	tsm__session *s;
-	tsm_err e = d->url.scheme == TSM_URL_INPROC
-	                ? tsm__inproc_dial(d->url.name, &fd)
-	                : tsm__tcp_socket(&d->url, &fd);
-	if (e == TSM_OK && (e = tsm__session_new(ctx, fd, true, &s)) != TSM_OK)
+	tsm_err e = d->url.scheme == TSM_URL_INPROC ? tsm__inproc_dial(d->url.name, &fd)
+	            : d->url.scheme == TSM_URL_OFI   ? TSM_OK /* fd comes from the engine */
+	                                             : tsm__tcp_socket(&d->url, &fd);
+	if (e == TSM_OK && (e = tsm__session_new(ctx, fd, true, &s)) != TSM_OK &&
+	    fd >= 0)
 		close(fd);
 	if (e) {
 		tsm__stat_add(&ctx->stats, ST_CONNECT_FAIL, 1);
@@ -208,6 +222,9 @@ static void loop_dial(tsm_ctx *ctx, tsm__dialer *d)
 	if (d->url.scheme == TSM_URL_INPROC) {
 		ctx->io_ops->adopt(ctx->io, &s->conn);
 		tsm__session_start(s);
+	} else if (d->url.scheme == TSM_URL_OFI) {
+		if (tsm__ofi_connect(ctx->io, &s->conn, d->url.ofi_addr) != TSM_OK)
+			tsm__session_close(s, TSM_ERR_CONN_REFUSED);
 	} else {
 		ctx->io_ops->connect(ctx->io, &s->conn, (struct sockaddr *)&d->url.sa,
 		                     d->url.sa_len);
@@ -610,15 +627,24 @@ void tsm__ctx_session_down(tsm_ctx *ctx, tsm__session *s)
 
 /* --- commands ------------------------------------------------------------ */
 
+/* One listener per fabric endpoint: bind it, then accept on it. */
+static tsm_err loop_listen_ofi(tsm_ctx *ctx, tsm__listener *l)
+{
+	tsm_err e = tsm__ofi_listen_addr(ctx->io, l->url.ofi_addr);
+	l->lst.fd = -1;
+	l->lst.user = ctx;
+	return e ? e : ctx->io_ops->listen(ctx->io, &l->lst);
+}
+
 static tsm_err loop_listen(tsm_ctx *ctx, tsm__cmd *c)
 {
 	tsm__listener *l = calloc(1, sizeof(*l));
 	if (!l)
 		return tsm__err_set(TSM_ENOMEM, "listener");
 	l->url = c->url;
-	tsm_err e = l->url.scheme == TSM_URL_INPROC
-	                ? tsm__inproc_listen(l->url.name, ctx)
-	                : tsm__tcp_listen(&l->url, &l->lst.fd);
+	tsm_err e = l->url.scheme == TSM_URL_INPROC ? tsm__inproc_listen(l->url.name, ctx)
+	            : l->url.scheme == TSM_URL_OFI   ? loop_listen_ofi(ctx, l)
+	                                             : tsm__tcp_listen(&l->url, &l->lst.fd);
 	if (!e && l->url.scheme == TSM_URL_TCP) {
 		l->lst.user = ctx;
 		e = ctx->io_ops->listen(ctx->io, &l->lst);
@@ -631,7 +657,10 @@ static tsm_err loop_listen(tsm_ctx *ctx, tsm__cmd *c)
 	}
 	if (l->url.scheme == TSM_URL_INPROC)
 		l->lst.fd = -1;
-	tsm__url_format(&l->url, c->bound, sizeof(c->bound));
+	if (l->url.scheme == TSM_URL_OFI)
+		tsm__ofi_bound_url(ctx->io, c->bound, sizeof(c->bound));
+	else
+		tsm__url_format(&l->url, c->bound, sizeof(c->bound));
 	l->next = ctx->listeners;
 	ctx->listeners = l;
 	return TSM_OK;

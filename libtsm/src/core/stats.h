@@ -14,6 +14,7 @@
 	X(ST_SESSIONS, "ctx.sessions")                                      \
 	X(ST_URING, "transport.io_uring")                                   \
 	X(ST_EPOLL_FALLBACK, "transport.epoll_fallback")                    \
+	X(ST_OFI, "transport.ofi")                                          \
 	X(ST_ACCEPTS, "transport.accepts")                                  \
 	X(ST_CONNECT_FAIL, "transport.connect_failed")                      \
 	X(ST_SESS_OPENED, "session.opened")                                 \

@@ -107,6 +107,20 @@ static tsm_err url_expect(const char **s, char *buf, size_t cap, tsm__url *u)
 	return TSM_OK;
 }
 
+/* The ofi engine parses its own URLs (transport/ofi/ofi_url.c or the
+ * stub when libtsm is built without libfabric). */
+tsm_err tsm__ofi_url(const char *url, char *provider, size_t pcap, char *addr,
+                     size_t acap);
+
+static tsm_err url_ofi(const char *s, tsm__url *u)
+{
+	tsm_err e = tsm__ofi_url(s, u->ofi_provider, sizeof(u->ofi_provider),
+	                         u->ofi_addr, sizeof(u->ofi_addr));
+	if (!e)
+		u->scheme = TSM_URL_OFI;
+	return e;
+}
+
 tsm_err tsm__url_parse(const char *s, tsm__url *out)
 {
 	char addr[256];
@@ -121,8 +135,7 @@ tsm_err tsm__url_parse(const char *s, tsm__url *out)
 	if (strncmp(s, "inproc://", 9) == 0)
 		return url_inproc(s + 9, out);
 	if (strncmp(s, "ofi", 3) == 0)
-		return tsm__err_set(TSM_ENOTSUP,
-		                    "url: libfabric transport (%s) is not built in yet", s);
+		return url_ofi(s, out);
 	return tsm__err_set(TSM_ERR_BAD_URL,
 	                    "url: '%s': unknown scheme (use tcp:// or inproc://)", s);
 }
@@ -132,6 +145,10 @@ void tsm__url_format(const tsm__url *u, char *buf, size_t len)
 	char host[INET6_ADDRSTRLEN] = "?";
 	if (u->scheme == TSM_URL_INPROC) {
 		snprintf(buf, len, "inproc://%s", u->name);
+		return;
+	}
+	if (u->scheme == TSM_URL_OFI) {
+		snprintf(buf, len, "ofi://%s/%s", u->ofi_provider, u->ofi_addr);
 		return;
 	}
 	if (u->sa.ss_family == AF_INET6) {

@@ -4,6 +4,8 @@
  *   tcp://HOST:PORT      TCP over io_uring (epoll fallback); HOST is an
  *                        IPv4/IPv6 literal ([::1]) or "localhost"; no DNS.
  *   inproc://NAME        same process, NAME [A-Za-z0-9._-]{1,64}
+ *   ofi+tcp://, ofi+shm://, ofi+udp://, ofi+verbs://, ofi+efa://,
+ *   ofi://PROVIDER/ADDR  libfabric RDM (transport/ofi/ofi.h, docs/transports.md)
  *
  * Any URL to dial may end in "#<identity pattern>" (security.md "Expected
  * peer"): the peer must prove a SPIFFE ID matching it, for example
@@ -16,7 +18,7 @@
 
 #include "tsm/err.h"
 
-enum tsm__scheme { TSM_URL_TCP = 1, TSM_URL_INPROC = 2 };
+enum tsm__scheme { TSM_URL_TCP = 1, TSM_URL_INPROC = 2, TSM_URL_OFI = 3 };
 
 typedef struct tsm__url {
 	enum tsm__scheme scheme;
@@ -24,6 +26,8 @@ typedef struct tsm__url {
 	socklen_t sa_len;
 	char name[65];              /* inproc */
 	char expect[2049];          /* expected peer identity pattern or "" */
+	char ofi_provider[48];      /* ofi: libfabric provider string */
+	char ofi_addr[256];         /* ofi: fabric address */
 } tsm__url;
 
 /* tsm__url_parse: TSM_ERR_BAD_URL with a detail saying what is wrong;

@@ -306,7 +306,7 @@ static void peer_unblock(tsm__io *io, int i)
 	}
 }
 
-static void peer_evict(tsm__io *io, int i)
+static void peer_drop_queue(tsm__io *io, int i)
 {
 	struct ofi_peer *p = &io->peers[i];
 	while (p->q_head) {
@@ -316,6 +316,12 @@ static void peer_evict(tsm__io *io, int i)
 	}
 	p->q_tail = NULL;
 	peer_unblock(io, i);
+}
+
+static void peer_evict(tsm__io *io, int i)
+{
+	struct ofi_peer *p = &io->peers[i];
+	peer_drop_queue(io, i);
 	fi_av_remove(io->av, &p->fa, 1, 0);
 	p->used = false;
 }
@@ -467,14 +473,21 @@ static bool peer_flush(tsm__io *io, int i)
 	return true;
 }
 
+/* Retries what FI_EAGAIN held back. What is left for a peer no connection
+ * uses any more (a CLOSE to a dead tcp peer) goes after the linger, so a
+ * blocking engine does not wake every millisecond for it forever. */
 static void peers_flush(tsm__io *io)
 {
+	tsm_time now = tsm__now();
 	for (unsigned k = io->nblocked; k-- > 0;) {
 		if (k >= io->nblocked)
 			continue;
 		int i = io->blocked[k];
+		const struct ofi_peer *p = &io->peers[i];
 		if (peer_flush(io, i))
 			peer_unblock(io, i);
+		else if (p->refs == 0 && now - p->idle_since > OFI_PEER_LINGER)
+			peer_drop_queue(io, i);
 	}
 }
 
@@ -663,10 +676,11 @@ static void rx_consumed(tsm__io *io, struct ofi_conn *oc, size_t k)
  * buffering here is bounded): cut the connection. */
 static void rx_overrun(tsm__io *io, struct ofi_conn *oc, size_t n)
 {
+	size_t held = oc->q_bytes + oc->early_bytes + n;
 	io->window_exceeded++;
-	conn_fail(io, oc, TSM_EPROTO, "ofi: peer sent %zu bytes past its %u-byte "
-	          "window", oc->q_bytes + oc->early_bytes + n - OFI_WINDOW,
-	          OFI_WINDOW);
+	conn_fail(io, oc, TSM_EPROTO, "ofi: peer sent %zu bytes into a %u-byte "
+	          "window (%u messages held out of order)", held, OFI_WINDOW,
+	          oc->nearly);
 	if (oc->state == OC_OPEN)
 		ctrl_send(io, oc, OFI_T_CLOSE);
 }
@@ -1070,6 +1084,7 @@ static void ofi_close(tsm__io *io, tsm__conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	c->rx.owner = c; /* also for a conn the engine never saw */
 	struct ofi_conn *oc = oc_of(io, c);
 	if (oc)
 		oc_end(io, oc, oc->state == OC_OPEN && !oc->peer_closed);

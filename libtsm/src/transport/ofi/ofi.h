@@ -5,7 +5,8 @@
  * Threading: as io.h. Every function here except tsm__ofi_url and
  * tsm__ofi_lane_tclass (pure, thread-safe) runs on the context's progress
  * thread, which owns the engine; only the ops table's wake() may be called
- * from any thread.
+ * from any thread. Callbacks may call the ops (recv, send, close, connect,
+ * adopt) but not tsm__ofi_listen_addr or fini.
  *
  * What differs from the socket engines, for the context:
  *  - The ops table's init and connect fail with TSM_ENOTSUP: a fabric

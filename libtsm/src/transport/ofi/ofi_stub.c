@@ -1,0 +1,61 @@
+/*
+ * transport/ofi/ofi_stub.c - built when libfabric is absent: ofi+ URLs
+ * are refused with a clear error instead of failing to link.
+ */
+#include "core/common.h"
+#include "transport/ofi/ofi.h"
+
+tsm_err tsm__ofi_url(const char *url, char *provider, size_t pcap, char *addr,
+                     size_t acap)
+{
+	(void)provider;
+	(void)pcap;
+	(void)addr;
+	(void)acap;
+	return tsm__err_set(TSM_ENOTSUP, "url %s: libtsm was built without "
+	                    "libfabric (install libfabric-dev and rebuild)", url);
+}
+
+tsm_err tsm__ofi_init(tsm__io **out, const tsm__io_cbs *cbs, bool busy,
+                      const char *provider)
+{
+	(void)out;
+	(void)cbs;
+	(void)busy;
+	return tsm__err_set(TSM_ENOTSUP, "ofi provider %s: libtsm was built "
+	                    "without libfabric", provider);
+}
+
+tsm_err tsm__ofi_listen_addr(tsm__io *io, const char *addr)
+{
+	(void)io;
+	(void)addr;
+	return TSM_ENOTSUP;
+}
+
+tsm_err tsm__ofi_bound_url(tsm__io *io, char *buf, size_t cap)
+{
+	(void)io;
+	(void)buf;
+	(void)cap;
+	return TSM_ENOTSUP;
+}
+
+tsm_err tsm__ofi_connect(tsm__io *io, tsm__conn *c, const char *addr)
+{
+	(void)io;
+	(void)c;
+	(void)addr;
+	return TSM_ENOTSUP;
+}
+
+tsm_err tsm__ofi_peer_name(tsm__io *io, int fd, char *buf, size_t cap)
+{
+	(void)io;
+	(void)fd;
+	(void)buf;
+	(void)cap;
+	return TSM_ENOTSUP;
+}
+
+const tsm__io_ops tsm__io_ofi_ops = {.size = sizeof(tsm__io_ops), .name = "ofi"};
