@@ -4,8 +4,8 @@
 # clang-14, ASan and UBSan, outside the meson build (which it never
 # touches).
 #
-# The library sources listed in libtsm/meson.build (tsm_src, with the
-# io_uring stub: no target needs a real engine) are compiled once with
+# The library sources listed in libtsm/meson.build (with the stub where a
+# feature has one: no target needs io_uring or libfabric) are compiled once with
 # coverage instrumentation into build-fuzz/libtsm_fuzz.a; each fuzz_*.c is
 # then linked against it, so a target only pulls the objects it uses.
 # UBSan does not recover: every report aborts, and libFuzzer saves the
@@ -74,12 +74,18 @@ lib_libs() {
 	fi
 }
 
-# tsm_src of libtsm/meson.build: the files('...') list that starts it.
+# Every source libtsm/meson.build names, where a feature has a stub
+# (house style: features select whole files, `uring_*.c` or a stub) only
+# the stub: no target needs io_uring or libfabric, and they stay optional.
 lib_sources() {
-	awk '/^tsm_src = files\(/ { on = 1 } on { print } on && /^\)/ { exit }' \
-		"$ROOT/libtsm/meson.build" | grep -o "'src/[^']*\.c'" | tr -d "'" |
-		grep -v '^src/transport/uring/uring\.c$'
-	printf '%s\n' src/transport/uring/uring_stub.c
+	local all stubdirs
+	all=$(grep -o "'src/[^']*\.c'" "$ROOT/libtsm/meson.build" | tr -d "'" | sort -u)
+	stubdirs=$(printf '%s\n' "$all" | grep '_stub\.c$' | xargs -r -n1 dirname)
+	printf '%s\n' "$all" | while read -r src; do
+		case "$src" in *_stub.c) printf '%s\n' "$src"; continue ;; esac
+		printf '%s\n' "$stubdirs" | grep -qxF "$(dirname "$src")" ||
+			printf '%s\n' "$src"
+	done
 }
 
 gen_version_h() {
