@@ -1,0 +1,330 @@
+/*
+ * One transport conformance suite, run over every transport (design.md
+ * §2, issue 6): the same checks through the public API, one TCase per
+ * transport: inproc, TCP on io_uring, TCP on epoll (TSM_NO_URING=1), and
+ * libfabric ofi+tcp (tcp;ofi_rxm), ofi+shm and ofi+udp (udp;ofi_rxd).
+ *
+ * Exclusions (a capability rules the test out), one per line:
+ *  - inproc / peer_killed_mid_message: inproc peers live in one process;
+ *    a peer process cannot be killed without killing the test.
+ *  - inproc / connect_refused: an inproc dial to no listener fails at
+ *    once in the dialer (no transport round trip to observe); covered by
+ *    the unit test of inproc instead.
+ *  - ofi+shm / duplicate_listen: shm addresses are names; a second
+ *    endpoint with the same name is allowed by the provider (it shares
+ *    the name space), so there is no "address in use" to check.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+struct tp {
+	const char *name;
+	const char *fmt;   /* URL with %d for a port or a unique number */
+	bool epoll, processes, refused, dup_listen;
+};
+
+static const struct tp tps[] = {
+	{"inproc", "inproc://conf-%d", false, false, false, true},
+	{"tcp-io_uring", "tcp://127.0.0.1:%d", false, true, true, true},
+	{"tcp-epoll", "tcp://127.0.0.1:%d", true, true, true, true},
+	{"ofi-tcp", "ofi+tcp://127.0.0.1:%d", false, true, true, true},
+	{"ofi-shm", "ofi+shm://tsmconf%d", false, true, true, false},
+	{"ofi-udp", "ofi+udp://127.0.0.1:%d", false, true, true, true},
+};
+
+static const struct tp *cur;
+static int port_seq;
+
+static void url_of(char *buf, size_t cap)
+{
+	/* distinct per test process and call; ports from a range per pid */
+	int n = 20000 + (getpid() % 2000) * 16 + (port_seq++ % 16);
+	snprintf(buf, cap, cur->fmt, n);
+}
+
+static tsm_ctx *ctx_with(const char *listen, const char *connect)
+{
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.listen[0] = listen;
+	p.connect[0] = connect;
+	tsm_err e = tsm_ctx_open(&c, &p);
+	ck_assert_msg(e == TSM_OK, "%s: open: %s %s", cur->name, tsm_err_name(e),
+	              tsm_err_detail());
+	return c;
+}
+
+static uint64_t stat(tsm_ctx *c, const char *n)
+{
+	uint64_t v = 0;
+	tsm_stats_get(c, n, &v);
+	return v;
+}
+
+static void setup_tp(int i)
+{
+	cur = &tps[i];
+	if (cur->epoll)
+		setenv("TSM_NO_URING", "1", 1);
+}
+
+/* --- checks, parameterised by the transport in `cur` ------------------ */
+
+static void check_exchange(void)
+{
+	char url[128];
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL), *b = ctx_with(NULL, url);
+	tsm_sub *sa, *sb;
+	tsm_pub *pa, *pb;
+	ck_assert_int_eq(tsm_sub_open(&sa, a, "x/b", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&sb, b, "x/a", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pa, a, "x/a", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, b, "x/b", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pa, 1, 10 * TSM_SEC), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(pb, 1, 10 * TSM_SEC), TSM_OK);
+	for (uint32_t i = 0; i < 500; i++) {
+		ck_assert_int_eq(tsm_publish(pa, &i, 4, NULL), TSM_OK);
+		ck_assert_int_eq(tsm_publish(pb, &i, 4, NULL), TSM_OK);
+	}
+	for (uint32_t i = 0; i < 500; i++) {
+		tsm_msg *m;
+		uint32_t v;
+		ck_assert_int_eq(tsm_sub_recv(sb, &m, 10 * TSM_SEC), TSM_OK);
+		memcpy(&v, tsm_msg_data(m), 4);
+		ck_assert_uint_eq(v, i);
+		tsm_msg_free(m);
+		ck_assert_int_eq(tsm_sub_recv(sa, &m, 10 * TSM_SEC), TSM_OK);
+		memcpy(&v, tsm_msg_data(m), 4);
+		ck_assert_uint_eq(v, i);
+		tsm_msg_free(m);
+	}
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+
+static void check_large_message(void)
+{
+	char url[128];
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL), *b = ctx_with(NULL, url);
+	tsm_sub *s;
+	tsm_pub *p;
+	ck_assert_int_eq(tsm_sub_open(&s, b, "big", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&p, a, "big", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(p, 1, 10 * TSM_SEC), TSM_OK);
+	size_t n = 16u << 20;
+	uint8_t *buf = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)(i * 7 + (i >> 12));
+	ck_assert_int_eq(tsm_publish(p, buf, n, NULL), TSM_OK);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 30 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), n);
+	ck_assert(memcmp(tsm_msg_data(m), buf, n) == 0);
+	tsm_msg_free(m);
+	free(buf);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+
+static void check_many_peers(void)
+{
+	char url[128];
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL), *b[5];
+	tsm_sub *s[5];
+	tsm_pub *p;
+	for (int i = 0; i < 5; i++) {
+		b[i] = ctx_with(NULL, url);
+		ck_assert_int_eq(tsm_sub_open(&s[i], b[i], "many", NULL), TSM_OK);
+	}
+	ck_assert_int_eq(tsm_pub_open(&p, a, "many", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(p, 5, 15 * TSM_SEC), TSM_OK);
+	for (uint32_t i = 0; i < 100; i++)
+		ck_assert_int_eq(tsm_publish(p, &i, 4, NULL), TSM_OK);
+	for (int k = 0; k < 5; k++)
+		for (uint32_t i = 0; i < 100; i++) {
+			tsm_msg *m;
+			ck_assert_int_eq(tsm_sub_recv(s[k], &m, 10 * TSM_SEC), TSM_OK);
+			tsm_msg_free(m);
+		}
+	for (int i = 0; i < 5; i++)
+		tsm_ctx_close(b[i]);
+	tsm_ctx_close(a);
+}
+
+static void check_connect_refused(void)
+{
+	char url[128];
+	if (!cur->refused)
+		return; /* excluded: see the file comment */
+	url_of(url, sizeof(url));
+	tsm_ctx *b = ctx_with(NULL, url); /* nobody listens there */
+	for (int i = 0; i < 500 && stat(b, "transport.connect_failed") +
+	                               stat(b, "session.timeout") == 0; i++)
+		usleep(10 * 1000);
+	ck_assert_uint_ge(stat(b, "transport.connect_failed") +
+	                  stat(b, "session.timeout"), 1);
+	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 0), TSM_ETIMEDOUT);
+	tsm_ctx_close(b);
+}
+
+static void check_listener_closed(void)
+{
+	char url[128];
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL), *b = ctx_with(NULL, url);
+	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
+	tsm_ctx_close(a);
+	for (int i = 0; i < 1000 && stat(b, "ctx.sessions") > 0; i++)
+		usleep(10 * 1000);
+	ck_assert_uint_eq(stat(b, "ctx.sessions"), 0); /* the peer went away */
+	tsm_ctx_close(b);
+}
+
+static void check_duplicate_listen(void)
+{
+	char url[128];
+	if (!cur->dup_listen)
+		return; /* excluded: see the file comment */
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL);
+	tsm_ctx_params p;
+	tsm_ctx *c = NULL;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.listen[0] = url;
+	tsm_err e = tsm_ctx_open(&c, &p);
+	ck_assert_msg(e != TSM_OK, "%s: a second listener on %s", cur->name, url);
+	ck_assert_ptr_null(c);
+	tsm_ctx_close(a);
+}
+
+static void check_handshake_refused(void)
+{
+	/* a secure context without usable credentials cannot even start;
+	 * use an insecure peer against a secure-by-flag preface instead:
+	 * a raw preface is transport-specific, so the check is that two
+	 * contexts that disagree never establish: secure side missing */
+	char url[128];
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL);
+	tsm_ctx_params p;
+	tsm_ctx *b = NULL;
+	tsm_ctx_params_init(&p);
+	p.connect[0] = url; /* not insecure, no credentials: refused at open */
+	ck_assert_int_eq(tsm_ctx_open(&b, &p), TSM_ERR_NO_CREDENTIALS);
+	tsm_ctx_close(a);
+}
+
+static void check_deadline_in_flight(void)
+{
+	char url[128];
+	url_of(url, sizeof(url));
+	tsm_ctx *a = ctx_with(url, NULL), *b = ctx_with(NULL, url);
+	tsm_sub *s;
+	tsm_pub *p;
+	ck_assert_int_eq(tsm_sub_open(&s, b, "dl", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&p, a, "dl", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(p, 1, 10 * TSM_SEC), TSM_OK);
+	size_t n = 8u << 20;
+	uint8_t *buf = calloc(1, n);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_BUDGET;
+	o.budget = 200 * TSM_USEC; /* far less than 8 MiB takes to move */
+	ck_assert_int_eq(tsm_publish(p, buf, n, &o), TSM_OK);
+	uint32_t after = 7;
+	ck_assert_int_eq(tsm_publish(p, &after, 4, NULL), TSM_OK);
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 10 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 4); /* the late one never arrives */
+	tsm_msg_free(m);
+	ck_assert_uint_ge(stat(a, "drop.deadline_expired") +
+	                  stat(b, "drop.deadline_expired"), 1);
+	free(buf);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+
+static void check_peer_killed_mid_message(void)
+{
+	char url[128];
+	if (!cur->processes)
+		return; /* excluded: see the file comment */
+	url_of(url, sizeof(url));
+	tsm_ctx *b = ctx_with(url, NULL);
+	tsm_sub *s;
+	ck_assert_int_eq(tsm_sub_open(&s, b, "kill", NULL), TSM_OK);
+	pid_t child = fork();
+	if (child == 0) { /* the publisher: sends 16 MiB messages until killed */
+		tsm_ctx *a = ctx_with(NULL, url);
+		tsm_pub *p;
+		tsm_pub_open(&p, a, "kill", NULL);
+		tsm_pub_wait_subscribers(p, 1, 10 * TSM_SEC);
+		uint8_t *buf = calloc(1, 16u << 20);
+		for (;;)
+			tsm_publish(p, buf, 16u << 20, NULL);
+	}
+	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
+	usleep(200 * 1000); /* mid-stream */
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	tsm_msg *m;
+	while (tsm_sub_recv(s, &m, TSM_SEC) == TSM_OK) { /* never partial */
+		ck_assert_uint_eq(tsm_msg_size(m), 16u << 20);
+		tsm_msg_free(m);
+	}
+	for (int i = 0; i < 1200 && stat(b, "ctx.sessions") > 0; i++)
+		usleep(10 * 1000);
+	ck_assert_uint_eq(stat(b, "ctx.sessions"), 0);
+	ck_assert_uint_eq(stat(b, "err.protocol"), 0);
+	tsm_ctx_close(b);
+}
+
+/* One START_TEST per (check, transport), generated. */
+#define CHECKS(X)                                                            \
+	X(exchange) X(large_message) X(many_peers) X(connect_refused)        \
+	X(listener_closed) X(duplicate_listen) X(handshake_refused)          \
+	X(deadline_in_flight) X(peer_killed_mid_message)
+
+#define DEF(name)                                                            \
+	START_TEST(t_##name)                                                 \
+	{                                                                    \
+		setup_tp(_i);                                                \
+		check_##name();                                              \
+	}                                                                    \
+	END_TEST
+CHECKS(DEF)
+
+int main(void)
+{
+	Suite *s = suite_create("conformance");
+	int n = (int)(sizeof(tps) / sizeof(tps[0]));
+	for (int i = 0; i < n; i++) {
+		TCase *tc = tcase_create(tps[i].name);
+		tcase_set_timeout(tc, 60);
+#define ADD(name) tcase_add_loop_test(tc, t_##name, i, i + 1);
+		CHECKS(ADD)
+#undef ADD
+		suite_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	int nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
