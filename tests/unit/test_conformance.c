@@ -212,21 +212,43 @@ static void check_duplicate_listen(void)
 	tsm_ctx_close(a);
 }
 
+/* A secure listener (test PKI) and an insecure dialer: the handshake is
+ * refused over the transport with its reason, and no session comes up. */
 static void check_handshake_refused(void)
 {
-	/* a secure context without usable credentials cannot even start;
-	 * use an insecure peer against a secure-by-flag preface instead:
-	 * a raw preface is transport-specific, so the check is that two
-	 * contexts that disagree never establish: secure side missing */
-	char url[128];
+	char url[128], cmd[512], f[4][320];
+	const char *src = getenv("TSM_SRC_DIR"), *dir = "/tmp/tsm-conf-pki";
+	snprintf(cmd, sizeof(cmd), "%s/tests/support/pki.sh %s >/dev/null",
+	         src ? src : ".", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(f[0], sizeof(f[0]), "%s/a-pub.chain.pem", dir);
+	snprintf(f[1], sizeof(f[1]), "%s/a-pub.key", dir);
+	snprintf(f[2], sizeof(f[2]), "td-a.test=%s/bundle-a.pem", dir);
+	snprintf(f[3], sizeof(f[3]), "%s/conf-policy-%d.txt", dir, (int)getpid());
+	FILE *pf = fopen(f[3], "w");
+	ck_assert_ptr_nonnull(pf);
+	fputs("allow subscribe spiffe://td-a.test/* **\n", pf);
+	fclose(pf);
 	url_of(url, sizeof(url));
-	tsm_ctx *a = ctx_with(url, NULL);
 	tsm_ctx_params p;
-	tsm_ctx *b = NULL;
+	tsm_ctx *a;
 	tsm_ctx_params_init(&p);
-	p.connect[0] = url; /* not insecure, no credentials: refused at open */
-	ck_assert_int_eq(tsm_ctx_open(&b, &p), TSM_ERR_NO_CREDENTIALS);
+	p.cert_file = f[0];
+	p.key_file = f[1];
+	p.trust_file = f[2];
+	p.policy_file = f[3];
+	p.log_level = TSM_LOG_ERROR;
+	p.listen[0] = url;
+	ck_assert_int_eq(tsm_ctx_open(&a, &p), TSM_OK);
+	tsm_ctx *b = ctx_with(NULL, url); /* insecure */
+	for (int i = 0; i < 500 && stat(a, "reason.insecure_mismatch") == 0; i++)
+		usleep(10 * 1000);
+	ck_assert_uint_ge(stat(a, "reason.insecure_mismatch"), 1);
+	ck_assert_uint_eq(stat(a, "session.established"), 0);
+	ck_assert_uint_eq(stat(b, "session.established"), 0);
+	tsm_ctx_close(b);
 	tsm_ctx_close(a);
+	unlink(f[3]);
 }
 
 static void check_deadline_in_flight(void)
