@@ -331,6 +331,26 @@ static void check_peer_killed_mid_message(void)
 	END_TEST
 CHECKS(DEF)
 
+/* No RDMA device here: asking for verbs or EFA fails clearly (issue 6). */
+START_TEST(verbs_and_efa_report_no_device)
+{
+	static const char *urls[] = {"ofi+verbs://127.0.0.1:7471", "ofi+efa://0"};
+	for (int i = 0; i < 2; i++) {
+		tsm_ctx_params p;
+		tsm_ctx *c = NULL;
+		tsm_ctx_params_init(&p);
+		p.insecure = 1;
+		p.log_level = TSM_LOG_ERROR;
+		p.listen[0] = urls[i];
+		tsm_err e = tsm_ctx_open(&c, &p);
+		ck_assert_msg(e == TSM_ERR_NO_DEVICE, "%s: %s (%s)", urls[i],
+		              tsm_err_name(e), tsm_err_detail());
+		ck_assert_ptr_nonnull(strstr(tsm_err_detail(), "no "));
+		ck_assert_ptr_null(c);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conformance");
@@ -343,6 +363,10 @@ int main(void)
 #undef ADD
 		suite_add_tcase(s, tc);
 	}
+	TCase *dev = tcase_create("devices");
+	tcase_set_timeout(dev, 30);
+	tcase_add_test(dev, verbs_and_efa_report_no_device);
+	suite_add_tcase(s, dev);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);
 	srunner_run_all(sr, CK_NORMAL);

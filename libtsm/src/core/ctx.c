@@ -168,8 +168,17 @@ static tsm_err ctx_engine(tsm_ctx *ctx)
 		tsm_err e = tsm__ofi_init(&ctx->io, &tsm__loop_cbs, ctx->busy,
 		                          ctx->ofi_provider);
 		if (!e) {
+			tsm__ofi_info oi;
 			ctx->io_ops = &tsm__io_ofi_ops;
+			tsm__ofi_query(ctx->io, &oi);
+			snprintf(ctx->transport_name, sizeof(ctx->transport_name), "ofi:%s",
+			         oi.provider);
 			tsm__stat_set(&ctx->stats, ST_OFI, 1);
+			tsm__stat_set(&ctx->stats, ST_OFI_TC_ASKED, oi.tclass_asked);
+			tsm__stat_set(&ctx->stats, ST_OFI_TC_GRANTED, oi.tclass_granted);
+			tsm__log(ctx, TSM_LOG_INFO, "libfabric provider %s (fabric %s, "
+			         "traffic class asked %#x granted %#x)", oi.provider,
+			         oi.fabric, oi.tclass_asked, oi.tclass_granted);
 		}
 		return e;
 	}
@@ -414,6 +423,8 @@ TSM_API tsm_err tsm_ctx_wait_peers(tsm_ctx *ctx, unsigned n, tsm_duration timeou
 
 TSM_API const char *tsm_ctx_transport(const tsm_ctx *ctx)
 {
+	if (ctx && ctx->family == 2)
+		return ctx->transport_name; /* "ofi:tcp;ofi_rxm", as granted */
 	return ctx && ctx->io_ops ? ctx->io_ops->name : "none";
 }
 

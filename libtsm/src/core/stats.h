@@ -15,6 +15,8 @@
 	X(ST_URING, "transport.io_uring")                                   \
 	X(ST_EPOLL_FALLBACK, "transport.epoll_fallback")                    \
 	X(ST_OFI, "transport.ofi")                                          \
+	X(ST_OFI_TC_ASKED, "transport.ofi_tclass_asked")                    \
+	X(ST_OFI_TC_GRANTED, "transport.ofi_tclass_granted")                \
 	X(ST_ACCEPTS, "transport.accepts")                                  \
 	X(ST_CONNECT_FAIL, "transport.connect_failed")                      \
 	X(ST_SESS_OPENED, "session.opened")                                 \
