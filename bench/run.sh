@@ -75,9 +75,9 @@ while [ $# -gt 0 ]; do
 	--floor-only) floor_only=1 ;;
 	--secure) secure=1 ;;
 	-h | --help) usage ;;
-	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout | python | seal)
+	rt | rt-busy | stream | prio | prio-tbf | deadline | fanout | python | seal | fabric)
 		names+=("$1") ;;
-	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout python seal) ;;
+	all) names+=(rt rt-busy stream prio prio-tbf deadline fanout python seal fabric) ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
 	esac
 	shift
@@ -842,6 +842,43 @@ python_case() {
 	table+=("| python stream MB/s | 65536 | io_uring, insecure | $(field "$pyline" mb_per_s) | C: $(field "$cline" mb_per_s) | $(calc "$(field "$pyline" mb_per_s) / $(field "$cline" mb_per_s)") | - | - |")
 }
 
+# ---- fabric: libtsm over libfabric beside raw fi_tsend/fi_trecv ----
+
+# fabric_one PROVIDER URL_TEMPLATE SIZE ITERS TARGET: busy-poll round
+# trips through libtsm and through the raw floor, same provider.
+fabric_one() {
+	local prov=$1 url=$2 size=$3 iters=$4 tgt=$5 tline rline t r ratio
+	rline=$(timeout "$case_timeout" "$build_dir/bench/raw_fabric" "$prov" \
+		"$size" "$iters" 2>/dev/null | grep '^raw_fabric:') || rline=
+	tline=$(timeout "$case_timeout" "$build_dir/bench/tsm_bench" rt --busy \
+		--size "$size" --iters "$iters" --url "$url" 2>/dev/null |
+		grep '^tsm:' | tail -n 1) || tline=
+	if [ -z "$rline" ] || [ -z "$tline" ]; then
+		failed=1
+		echo "bench: name=fabric provider=$prov size=$size status=failed"
+		return
+	fi
+	t=$(field "$tline" p50_us)
+	r=$(field "$rline" p50_us)
+	ratio=$(calc "$t / $r")
+	echo "bench: name=fabric provider=$prov size=$size p50_us=$t" \
+		"p99_us=$(field "$tline" p99_us) floor_p50_us=$r ratio=$ratio" \
+		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
+		"transport=$(field "$tline" transport) mode=busy secure=0"
+	table+=("| fabric rt $prov | $size | busy | $t | $r | $ratio | $tgt | $(verdict "$ratio" "$tgt") |")
+}
+
+fabric_case() {
+	if [ ! -x "$build_dir/bench/raw_fabric" ]; then
+		echo "bench: name=fabric skipped reason=libtsm_built_without_libfabric"
+		return
+	fi
+	fabric_one "tcp;ofi_rxm" "ofi+tcp://127.0.0.1:%d" 64 3000 "L2 <= 1.15"
+	fabric_one "shm" "ofi+shm://tsmb%d" 64 3000 "L3 <= 1.5"
+	fabric_one "tcp;ofi_rxm" "ofi+tcp://127.0.0.1:%d" 1048576 200 "L4 <= 1.2"
+	fabric_one "shm" "ofi+shm://tsmb%d" 1048576 200 "L4 <= 1.2"
+}
+
 # ---- seal: what AEAD costs per frame (issue 4) ----
 
 seal_case() {
@@ -874,6 +911,7 @@ for name in "${names[@]}"; do
 	fanout) fanout_case ;;
 	python) python_case ;;
 	seal) seal_case ;;
+	fabric) fabric_case ;;
 	esac
 done
 

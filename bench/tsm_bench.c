@@ -61,6 +61,7 @@ struct tb_opts {
 	int secure;
 	const char *cert, *key, *trust, *policy;
 	const char *cert_b, *key_b; /* B's identity; defaults to A's */
+	const char *url;  /* --url: A listens there (a %d takes a free port) */
 };
 
 /* ---- errors and stats ---- */
@@ -117,6 +118,10 @@ static tsm_err tb_open_a(tsm_ctx **ctx, const struct tb_opts *o, char *url)
 {
 	tsm_err e;
 
+	if (o->url) { /* e.g. ofi+tcp://127.0.0.1:%d or ofi+shm://tsmb%d */
+		snprintf(url, TB_URL_MAX, o->url, 20000 + getpid() % 20000);
+		return tb_ctx_open(ctx, o, 0, url, NULL);
+	}
 	if (o->port) {
 		snprintf(url, TB_URL_MAX, "tcp://127.0.0.1:%d", o->port);
 		return tb_ctx_open(ctx, o, 0, url, NULL);
@@ -549,6 +554,7 @@ static int tb_parse_opt(int c, struct tb_opts *o)
 	case 'Y': o->policy = optarg; return 0;
 	case 'D': o->cert_b = optarg; return 0;
 	case 'E': o->key_b = optarg; return 0;
+	case 'U': o->url = optarg; return 0;
 	default: return -1;
 	}
 }
@@ -573,6 +579,7 @@ static int tb_parse(int argc, char **argv, struct tb_opts *o)
 		{"policy", required_argument, NULL, 'Y'},
 		{"cert-b", required_argument, NULL, 'D'},
 		{"key-b", required_argument, NULL, 'E'},
+		{"url", required_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, bad = 0;

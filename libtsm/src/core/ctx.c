@@ -156,6 +156,10 @@ static tsm_err ctx_family(tsm_ctx *ctx, const tsm_ctx_params *p)
 			if (ofi)
 				snprintf(ctx->ofi_provider, sizeof(ctx->ofi_provider), "%s",
 				         u.ofi_provider);
+			if (ofi && l == 0)
+				ctx->ofi_listens = true;
+			if (ofi && l == 1 && strncmp(u.ofi_addr, "127.", 4) == 0)
+				ctx->ofi_loopback_peer = true;
 		}
 	}
 	return TSM_OK;
@@ -167,6 +171,14 @@ static tsm_err ctx_engine(tsm_ctx *ctx)
 	if (ctx->family == 2) {
 		tsm_err e = tsm__ofi_init(&ctx->io, &tsm__loop_cbs, ctx->busy,
 		                          ctx->ofi_provider);
+		/* A dial-only context whose peers are on loopback keeps its own
+		 * endpoint there too, instead of the provider's default
+		 * interface (traffic between local processes stays on lo). */
+		if (!e && !ctx->ofi_listens && ctx->ofi_loopback_peer &&
+		    strcmp(ctx->ofi_provider, "shm") != 0 &&
+		    tsm__ofi_listen_addr(ctx->io, "127.0.0.1:0") != TSM_OK)
+			tsm__log(ctx, TSM_LOG_WARN, "ofi: cannot bind to loopback: %s",
+			         tsm_err_detail());
 		if (!e) {
 			tsm__ofi_info oi;
 			ctx->io_ops = &tsm__io_ofi_ops;

@@ -197,6 +197,7 @@ struct tsm_ctx {
 	int family;                /* 0 none yet, 1 tcp/inproc, 2 libfabric */
 	char ofi_provider[48];     /* family 2: the provider of every URL */
 	char transport_name[64];   /* family 2: "ofi:" + provider granted */
+	bool ofi_listens, ofi_loopback_peer;
 	const tsm__io_ops *io_ops;
 	tsm__io *io;
 	pthread_t thread;
