@@ -37,7 +37,7 @@
 #define OFI_RX_POSTED 32          /* receive buffers kept posted */
 #define OFI_TX_SMALL 4096u        /* small send buffer, header included */
 #define OFI_TX_SMALL_MAX 256
-#define OFI_TX_LARGE_MAX 24
+#define OFI_TX_LARGE_MAX 64
 #define OFI_SEG_SMALL 16384u      /* receive queue segment for small data */
 #define OFI_SEG_CACHE 8           /* large segments kept for reuse */
 #define OFI_STASH_MAX 256         /* out-of-order messages per connection */
