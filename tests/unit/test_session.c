@@ -649,7 +649,8 @@ START_TEST(abort_discards_partial_message)
 	tsm_msg_free(m);
 	ck_assert_uint_eq(stat(c, "drop.deadline_expired"), 1);
 	ck_assert_uint_eq(stat(c, "err.protocol"), 0);
-	/* Without an abort, a new message in the middle is a protocol error. */
+	/* Without an abort, a new message in the middle is a protocol error
+	 * (as is a fragment naming another topic: §7). */
 	raw_frag(fd, 3, 9, 0, 0, 100, 300);
 	raw_frag(fd, 4, 10, 0, 0, 100, 300);
 	uint8_t buf[4096];

@@ -377,6 +377,7 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 		                    "last fragment of %llu", (unsigned long long)r->msg_id,
 		                    (unsigned long long)l->rs_id);
 	l->rs_id = r->msg_id;
+	l->rs_topic_id = r->topic_id;
 	l->rs_total = r->total_len;
 	l->rs_got = 0;
 	l->rs_next = 0;
@@ -429,6 +430,7 @@ static tsm_err rx_frag_skip(tsm__session *s, tsm__lane *l, const tsm__rec *r)
 		                    "fragment of the previous one");
 	(void)s;
 	l->rs_id = r->msg_id;
+	l->rs_topic_id = r->topic_id;
 	l->rs_total = r->total_len;
 	l->rs_got = r->payload_len;
 	l->rs_next = 1;
@@ -443,8 +445,9 @@ static tsm_err rx_frag(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	if (r->frag_index == 0 && (e = rx_frag_start(s, l, rt, r, now)))
 		return e;
 	bool active = l->rs_msg || l->rs_discard;
-	if (!active || r->msg_id != l->rs_id || r->frag_index != l->rs_next ||
-	    r->total_len != l->rs_total || l->rs_got + r->payload_len > l->rs_total)
+	if (!active || r->msg_id != l->rs_id || r->topic_id != l->rs_topic_id ||
+	    r->frag_index != l->rs_next || r->total_len != l->rs_total ||
+	    l->rs_got + r->payload_len > l->rs_total)
 		return tsm__err_set(TSM_ERR_BAD_FRAGMENT, "fragment %u of message %llu "
 		                    "out of order or inconsistent", r->frag_index,
 		                    (unsigned long long)r->msg_id);

@@ -29,6 +29,7 @@ typedef struct tsm__lane {
 	/* reassembly of one fragmented message per lane (docs/wire.md §7) */
 	tsm_msg *rs_msg;          /* message being filled (owns buffer) */
 	uint64_t rs_id, rs_total, rs_got;
+	uint32_t rs_topic_id;     /* §7: unchanged across the fragments */
 	uint32_t rs_next;
 	tsm__topic *rs_topic;
 	bool rs_discard;          /* expired/dropped: skip remaining fragments */
