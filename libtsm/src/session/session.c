@@ -174,7 +174,8 @@ static void sess_on_preface(tsm__session *s, const uint8_t *b, size_t n)
 	s->aead_alg = s->initiator ? s->ctx->aead_alg
 	                           : ((p.flags & TSM_PREFACE_CHACHA) ? 1 : 0);
 	s->peer_node_id = p.node_id;
-	memcpy(s->peer_name, p.name, p.name_len);
+	if (p.name_len) /* a nameless peer sends no name bytes at all */
+		memcpy(s->peer_name, p.name, p.name_len);
 	s->peer_name[p.name_len] = '\0';
 	if (!s->initiator) {
 		memcpy(&s->session_id, p.nonce, sizeof(s->session_id));
