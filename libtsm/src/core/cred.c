@@ -26,11 +26,15 @@ static void cred_stamp_file(const char *path, struct tsm__filestamp *st)
 	struct stat sb;
 	if (stat(path, &sb) != 0)
 		return;
-	/* folded, so that a list of files changes when any one does */
-	st->mtime_ns = st->mtime_ns * 31 + (long long)sb.st_mtim.tv_sec * 1000000000LL +
-	               sb.st_mtim.tv_nsec;
-	st->size = st->size * 31 + (long long)sb.st_size;
-	st->ino = st->ino * 31 + (long long)sb.st_ino;
+	/* folded (unsigned: wrapping is intended), so that a list of files
+	 * changes when any one of them does */
+	st->mtime_ns = (long long)((unsigned long long)st->mtime_ns * 31u +
+	                           (unsigned long long)sb.st_mtim.tv_sec * 1000000000ull +
+	                           (unsigned long long)sb.st_mtim.tv_nsec);
+	st->size = (long long)((unsigned long long)st->size * 31u +
+	                       (unsigned long long)sb.st_size);
+	st->ino = (long long)((unsigned long long)st->ino * 31u +
+	                      (unsigned long long)sb.st_ino);
 }
 
 /* A path, or a trust spec "td=path,td=path" (tls.h): every file counts. */
