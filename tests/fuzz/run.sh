@@ -122,9 +122,22 @@ planted() {
 	FAILED=$((FAILED + 1))
 }
 
+# One run per output directory at a time: a second would rebuild the
+# targets and wipe the work directories under the first.
+lock_out() {
+	local lock
+	command -v flock >/dev/null || return 0
+	lock="${TMPDIR:-/tmp}/tsm-fuzz-$(printf '%s' "$OUT" | cksum | cut -d' ' -f1).lock"
+	exec 9>"$lock"
+	flock -n 9 && return 0
+	say "another run is using $OUT: waiting for it (up to 1 h)"
+	flock -w 3600 9 || { say "gave up waiting for $OUT"; exit 1; }
+}
+
 main() {
 	local want=${1:-20} secs jobs rc=0 t running=0
 	check_secs "$want"
+	lock_out
 	"$HERE/build.sh" || rc=$?
 	if [ "$rc" -eq 2 ]; then
 		say "cannot fuzz without clang-14 and libclang-rt-14-dev"

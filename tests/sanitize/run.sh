@@ -149,7 +149,7 @@ san_env() {
 	local halt=1
 	[ -z "${SAN_KEEP_GOING:-}" ] || halt=0
 	export UBSAN_OPTIONS="halt_on_error=$halt:print_stacktrace=1:abort_on_error=1:log_path=$LOGS/ubsan:$strip"
-	export LSAN_OPTIONS="$strip"
+	export LSAN_OPTIONS="$strip:suppressions=$PWD/tests/sanitize/lsan.supp"
 }
 
 count_meson_results() {
@@ -278,8 +278,22 @@ scan_reports() {
 	[ "${#files[@]}" -eq 0 ] || say "full reports: $LOGS/"
 }
 
+# One run per build directory at a time: a second would rebuild and delete
+# the logs under the first. The lock lives outside the directory, which a
+# compiler change deletes.
+lock_build() {
+	local lock
+	command -v flock >/dev/null || return 0
+	lock="${TMPDIR:-/tmp}/tsm-sanitize-$(printf '%s' "$PWD/$BUILD" | cksum | cut -d' ' -f1).lock"
+	exec 9>"$lock"
+	flock -n 9 && return 0
+	say "another run is using $BUILD/: waiting for it (up to 1 h)"
+	flock -w 3600 9 || { say "gave up waiting for $BUILD/"; exit 1; }
+}
+
 main() {
 	trap finish EXIT
+	lock_build
 	CC_NAME=$(pick_cc) || { say "no C compiler (clang-14 or gcc) found"; trap - EXIT; exit 2; }
 	runtime_setup
 	(probe) || { rc=$?; trap - EXIT; exit "$rc"; }
