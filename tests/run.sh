@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 BUILD=build
 PKGS=(build-essential pkg-config meson ninja-build libfabric-dev liburing-dev
-      libmsgpack-dev libssl-dev check python3 python3-pytest iproute2)
+      libmsgpack-dev libssl-dev check python3 python3-pytest iproute2
+      clang-14 libclang-rt-14-dev)
 STATUS=0
 PASSED=0 FAILED=0 SKIPPED=0
 
@@ -162,12 +163,45 @@ run_python_tests() {
 	fi
 }
 
+# count_plain LOG: adds a script's closing "N passed, N failed" line.
+count_plain() {
+	local line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1) || return 0
+	p=${line%% passed*}
+	f=${line#*passed, }
+	f=${f%% failed*}
+	PASSED=$((PASSED + p))
+	FAILED=$((FAILED + f))
+}
+
+# Robustness (issue 9): libFuzzer smoke of every parser (20 s budget per
+# target, under 2 minutes in all) and the whole meson suite under ASan,
+# UBSan and LSan. TSM_QUICK_TESTS=1 skips both (a quick local run).
+run_robustness() {
+	local rc=0
+	[ "${TSM_QUICK_TESTS:-0}" = 1 ] && { say "TSM_QUICK_TESTS=1: no fuzz or sanitizer runs"; return 0; }
+	say "fuzz smoke: tests/fuzz/run.sh"
+	FUZZ_TOTAL_BUDGET=${FUZZ_TOTAL_BUDGET:-110} timeout -k 30 600 \
+		bash tests/fuzz/run.sh 20 2>&1 | tee "$BUILD/fuzz.log" || rc=1
+	count_plain "$BUILD/fuzz.log"
+	[ "$rc" -eq 0 ] || { say "fuzz FAILED"; STATUS=1; }
+	rc=0
+	say "sanitizers: tests/sanitize/run.sh (ASan + UBSan + LSan)"
+	SAN_NO_PYTHON=1 timeout -k 30 1500 bash tests/sanitize/run.sh 2>&1 |
+		tee "$BUILD/sanitize.log" || rc=1
+	local before=$FAILED
+	count_plain "$BUILD/sanitize.log"
+	[ "$rc" -eq 0 ] || { say "sanitizer run FAILED"; STATUS=1
+		[ "$FAILED" -gt "$before" ] || FAILED=$((FAILED + 1)); }
+}
+
 main() {
 	install_packages
 	configure
 	timeout 1800 ninja -C "$BUILD"
 	run_meson_tests
 	run_python_tests
+	run_robustness
 }
 
 main
