@@ -25,6 +25,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import signal
 
 __all__ = ["lib", "fast", "path", "EXPECTED_VERSION", "PubOpts", "SUB_CB",
            "STATS_FN", "NEVER", "OPT_PRIORITY", "OPT_DEADLINE", "OPT_BUDGET"]
@@ -72,7 +73,22 @@ def _candidates():
 
 
 def _open(path):
-    return ctypes.CDLL(path), ctypes.PyDLL(path)
+    # libfabric pulls in libinfinipath (the PSM provider), whose load-time
+    # constructor installs its own SIGINT handler over Python's: Ctrl-C
+    # would then end the process with status 1 instead of raising
+    # KeyboardInterrupt. Putting Python's handler back after the load
+    # keeps Ctrl-C working (tests/test_signals.py).
+    try:
+        before = signal.getsignal(signal.SIGINT)
+    except ValueError:
+        before = None
+    libs = ctypes.CDLL(path), ctypes.PyDLL(path)
+    if before is not None:
+        try:
+            signal.signal(signal.SIGINT, before)
+        except ValueError:  # not the main thread: cannot touch handlers
+            pass
+    return libs
 
 
 def _load():
