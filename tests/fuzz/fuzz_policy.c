@@ -66,11 +66,11 @@ static size_t ref_tokens(const char *s, size_t n, const char **tok,
 
 static void ref_option(const char *t, size_t n, tsm__grant *g)
 {
-	char v[32] = "";
 	const char *eq = memchr(t, '=', n);
 	FUZZ_CHECK(eq != NULL, "accepted option without '='");
-	size_t vn = n - (size_t)(eq - t) - 1;
-	memcpy(v, eq + 1, vn < sizeof(v) - 1 ? vn : sizeof(v) - 1);
+	/* The whole value: the parser takes any number of leading zeros, so a
+	 * fixed-size copy would truncate "000...09223" to 0 (found by CI). */
+	char *v = fz_cstr(eq + 1, n - (size_t)(eq - t) - 1);
 	if (strncmp(t, "max_priority=", 13) == 0)
 		g->max_priority = (uint8_t)strtoul(v, NULL, 10);
 	else if (strncmp(t, "max_bytes=", 10) == 0)
@@ -81,6 +81,7 @@ static void ref_option(const char *t, size_t n, tsm__grant *g)
 		g->protection = TSM_PROT_NONE;
 	else
 		g->protection = TSM_PROT_ENCRYPT;
+	free(v);
 }
 
 static void ref_rule(struct ref *f, const char **tok, const size_t *len,

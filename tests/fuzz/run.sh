@@ -12,6 +12,9 @@
 # is printed. FUZZ_TOTAL_BUDGET=0 turns the limit off for long campaigns.
 # Each run uses -max_total_time, -rss_limit_mb=2048 and -timeout=5; its
 # log, grown corpus and crash inputs stay in build-fuzz/work/<target>/.
+# FUZZ_SEED (default 1) fixes libFuzzer's random seed so that the short
+# runs of the test suite explore the same inputs every time and a failure
+# reproduces; FUZZ_SEED=0 asks for a fresh random seed (long campaigns).
 #
 # Output: one line per target (PASS/FAIL, executions, coverage; for a
 # failure the reason and the saved crash input), then "N passed, N failed".
@@ -65,6 +68,7 @@ run_one() {
 	cp "$HERE/corpus/$t/"* "$w/corpus/"
 	(cd "$w" && timeout -k 10 $((secs + 120)) "$OUT/$t" \
 		-max_total_time="$secs" -rss_limit_mb=2048 -timeout=5 \
+		-seed="${FUZZ_SEED:-1}" \
 		-print_final_stats=1 -artifact_prefix="$w/artifacts/" \
 		"$w/corpus" >"$w/log" 2>&1) || rc=$?
 	printf '%s\n' "$rc" >"$w/rc"
