@@ -513,8 +513,9 @@ static void g_subscribe(struct gen *g)
 	const char *p = pats[a % 5];
 	tsm__ctrl c = {.type = (a & 0x80) ? TSM_C_UNSUBSCRIBE : TSM_C_SUBSCRIBE,
 	               .str = (const uint8_t *)p, .str_len = (uint16_t)strlen(p)};
-	/* An invalid pattern is refused in SUBSCRIBE only (BAD_PATTERN). */
-	if (g_ctrl_live(g) && c.type == TSM_C_SUBSCRIBE && a % 5 >= 3)
+	/* An invalid pattern is refused (BAD_PATTERN) in SUBSCRIBE and in
+	 * UNSUBSCRIBE alike (docs/wire.md §8). */
+	if (g_ctrl_live(g) && a % 5 >= 3)
 		g->m.ended = true;
 	g_ctrl(g, &c);
 }

@@ -425,8 +425,9 @@ END_TEST
 static size_t encode_ctrl(uint8_t *b, size_t cap, uint8_t type, uint32_t id,
                           uint64_t value, const char *s)
 {
-	tsm__ctrl c = {type, id, value, (const uint8_t *)s,
-	               (uint16_t)(s ? strlen(s) : 0)};
+	tsm__ctrl c = {.type = type, .id = id, .value = value,
+	               .str = (const uint8_t *)s,
+	               .str_len = (uint16_t)(s ? strlen(s) : 0)};
 	tsm__wbuf w;
 	tsm__wbuf_init(&w, b, cap);
 	tsm__ctrl_encode(&c, &w);

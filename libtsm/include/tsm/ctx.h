@@ -171,6 +171,26 @@ typedef struct tsm_ctx_params {
 	int8_t lane_dscp[8];
 	tsm_duration linger;        /* how long tsm_ctx_close keeps sending
 	                               what is queued; default 1 s */
+
+	/*
+	 * Discovery (docs/design/discovery.md). Seeds are URLs in connect
+	 * (tsm_ctx_params_set "seed" appends there), best with an expected
+	 * identity ("tcp://10.0.0.1:7000#spiffe://td/seed"). Over every
+	 * authenticated session the nodes gossip who publishes and subscribes
+	 * what and where to dial them, filtered by the policy, and a node
+	 * dials the publishers and subscribers that match its own topics.
+	 */
+	int discovery;              /* 1 (set by _init): gossip and dial what
+	                               is learnt; 0: only the connect list */
+	const char *advertise[TSM_MAX_URLS]; /* URLs others should dial us on,
+	                               NULL-ended; default: the listen URLs as
+	                               bound (a wildcard host is replaced by
+	                               the address each peer sees us from) */
+	tsm_duration gossip_interval; /* default 500 ms */
+	tsm_duration peer_timeout;  /* a node not heard of for this long is
+	                               forgotten; default 30 s (heartbeats
+	                               every third of it) */
+	uint32_t max_peers;         /* nodes remembered; default 1024 */
 } tsm_ctx_params;
 
 /*
@@ -198,7 +218,9 @@ size_t tsm_ctx_params_size(void);
  * "handshake_timeout_ms", "session_timeout_ms", "reconnect_max_ms",
  * "linger_ms", "reload_interval_ms", "reauth_before_ms", "preauth_max",
  * "preauth_per_source", "lane_dscp" (eight comma-separated values, -1 =
- * unmarked: "46,46,34,26,18,10,0,0").
+ * unmarked: "46,46,34,26,18,10,0,0"), "seed" (appends to connect),
+ * "advertise" (appends a URL), "discovery" (0/1), "gossip_interval_ms",
+ * "peer_timeout_ms", "max_peers".
  * value is borrowed
  * like every string of tsm_ctx_params: it must live until tsm_ctx_open
  * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value
@@ -255,6 +277,31 @@ tsm_err tsm_ctx_dial(tsm_ctx *ctx, const char *url);
  * the timeout passes (TSM_ETIMEDOUT).
  */
 tsm_err tsm_ctx_wait_peers(tsm_ctx *ctx, unsigned n, tsm_duration timeout);
+
+/*
+ * tsm_peer_info: one node this context knows of, from discovery or a
+ * session. Plain values, copied out: the caller owns the array.
+ */
+typedef struct tsm_peer_info {
+	uint64_t node_id;           /* random per context open */
+	char identity[256];         /* SPIFFE ID (truncated), "" if insecure */
+	char state[16];             /* "self", "connected", "dialing",
+	                               "known" (learnt, not needed), "left" */
+	char transport[32];         /* engine of its session ("io_uring",
+	                               "epoll", "ofi:<provider>"), else "" */
+	char url[128];              /* first advertised URL, or where the
+	                               session goes; "" if none */
+	uint32_t npub, nsub;        /* its topic adverts that this node sees */
+	int64_t heard_ms;           /* ms since its record last changed */
+} tsm_peer_info;
+
+/*
+ * tsm_ctx_peers copies up to max entries into out (self first) and sets
+ * *n to the number of nodes known, which may exceed max. Returns
+ * TSM_EINVAL for NULL ctx or n (out may be NULL when max is 0).
+ */
+tsm_err tsm_ctx_peers(tsm_ctx *ctx, tsm_peer_info *out, size_t max,
+                      size_t *n);
 
 /*
  * tsm_ctx_transport returns the name of the I/O engine actually in use for

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "brokerless/disc.h"
 #include "core/cred.h"
 #include "transport/ofi/ofi.h"
 #include "core/tstats.h"
@@ -33,6 +34,7 @@ TSM_API tsm_err tsm_ctx_params_init(tsm_ctx_params *p)
 	p->log_level = TSM_LOG_WARN;
 	memset(p->lane_dscp, -1, sizeof(p->lane_dscp));
 	return TSM_OK;
+	p->discovery = 1;
 }
 
 /*
@@ -90,6 +92,7 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 	memset(ctx->p.listen, 0, sizeof(ctx->p.listen));
 	memset(ctx->p.connect, 0, sizeof(ctx->p.connect));
 	ctx->p.name = ctx->p.cert_file = ctx->p.key_file = NULL;
+	memset(ctx->p.advertise, 0, sizeof(ctx->p.advertise)); /* disc.c copies */
 	ctx->p.trust_file = ctx->p.policy_file = ctx->p.crl_file = NULL;
 	tsm_ctx_params *q = &ctx->p;
 	if (!q->publish_queue)
@@ -123,6 +126,12 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 	if (!q->reload_interval)
 		q->reload_interval = TSM_SEC;
 	ctx->aead_alg = p->cipher;
+	if (!q->gossip_interval)
+		q->gossip_interval = 500 * TSM_MSEC;
+	if (!q->peer_timeout)
+		q->peer_timeout = 30 * TSM_SEC;
+	if (!q->max_peers)
+		q->max_peers = 1024;
 	snprintf(ctx->name, sizeof(ctx->name), "%s", p->name ? p->name : "tsm");
 	ctx->insecure = p->insecure;
 	ctx->busy = p->progress == TSM_PROGRESS_BUSY_POLL;
@@ -293,12 +302,24 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 	}
 	if (ctx->insecure) {
 		tsm__stat_set(&ctx->stats, ST_INSECURE, 1);
+	ctx->disc_ops = &tsm__disc_gossip_ops;
+	if ((e = ctx->disc_ops->open(ctx, p, &ctx->disc)) != TSM_OK) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", tsm_err_detail());
+		ctx->io_ops->fini(ctx->io);
+		ctx_rings_fini(ctx);
+		tsm__cred_close(ctx);
+		tsm__ts_free(ctx);
+		free(ctx);
+		return tsm__err_set(e, "%s", why);
+	}
 		tsm__log(ctx, TSM_LOG_WARN, "INSECURE mode: no authentication, no "
 		         "encryption (explicitly requested)");
 	}
 	if (pthread_create(&ctx->thread, NULL, ctx_main, ctx) != 0) {
 		ctx->io_ops->fini(ctx->io);
 		ctx_rings_fini(ctx);
+		ctx->disc_ops->close(ctx->disc);
 		tsm__cred_close(ctx);
 		tsm__ts_free(ctx);
 		free(ctx);
@@ -435,6 +456,18 @@ TSM_API tsm_err tsm_ctx_wait_peers(tsm_ctx *ctx, unsigned n, tsm_duration timeou
 
 TSM_API const char *tsm_ctx_transport(const tsm_ctx *ctx)
 {
+TSM_API tsm_err tsm_ctx_peers(tsm_ctx *ctx, tsm_peer_info *out, size_t max,
+                              size_t *n)
+{
+	if (!ctx || !n || (!out && max))
+		return tsm__err_set(TSM_EINVAL, "tsm_ctx_peers: NULL argument");
+	struct tsm__peers_req q = {out, max, 0};
+	tsm__cmd c = {.kind = CMD_PEERS, .obj = &q};
+	tsm_err e = tsm__ctx_cmd_wait(ctx, &c);
+	*n = q.n;
+	return e;
+}
+
 	if (ctx && ctx->family == 2)
 		return ctx->transport_name; /* "ofi:tcp;ofi_rxm", as granted */
 	return ctx && ctx->io_ops ? ctx->io_ops->name : "none";
@@ -453,6 +486,7 @@ static void ctx_drain(tsm_ctx *ctx)
 	}
 	for (tsm__session *s = ctx->sessions; s; s = s->next) {
 		if (!tsm__session_up(s))
+	ctx->disc_ops->leave(ctx->disc); /* before CLOSE: peers forget us */
 			continue;
 		uint8_t body[8] = {0};
 		tsm__st32(body, (uint32_t)TSM_ECLOSED);
@@ -510,6 +544,7 @@ static void ctx_free(tsm_ctx *ctx)
 	free(ctx->route_by_id);
 	ctx->io_ops->fini(ctx->io);
 	ctx_rings_fini(ctx);
+	ctx->disc_ops->close(ctx->disc);
 	tsm__cred_close(ctx);
 	tsm__ts_free(ctx);
 	free(ctx);

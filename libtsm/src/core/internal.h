@@ -158,7 +158,8 @@ typedef struct tsm__route {
 
 /* Control commands from application threads to the progress thread. */
 enum tsm__cmd_kind { CMD_LISTEN = 1, CMD_DIAL, CMD_SUB_ADD, CMD_SUB_DEL,
-                     CMD_PUB_ADD, CMD_PUB_DEL, CMD_ADOPT_FD, CMD_STOP };
+                     CMD_PUB_ADD, CMD_PUB_DEL, CMD_ADOPT_FD, CMD_PEERS,
+                     CMD_STOP };
 typedef struct tsm__cmd {
 	enum tsm__cmd_kind kind;
 	tsm__url url;
@@ -169,6 +170,12 @@ typedef struct tsm__cmd {
 	char bound[128];
 	struct tsm__cmd *next;
 } tsm__cmd;
+
+/* CMD_PEERS: tsm_ctx_peers' request, filled on the progress thread. */
+struct tsm__peers_req {
+	struct tsm_peer_info *out;
+	size_t max, n;
+};
 
 typedef struct tsm__listener {
 	tsm__url url;
@@ -182,7 +189,9 @@ typedef struct tsm__dialer {
 	tsm__session *sess;        /* current attempt or live session */
 	tsm_duration backoff;
 	tsm_time next_try;
-	uint64_t peer_node_id;     /* learned from its preface; 0 unknown */
+	uint64_t peer_node_id;     /* learned from its preface (or known in
+	                              advance by discovery); 0 unknown */
+	bool discovered;           /* added by discovery, removed by it */
 	int64_t reauth_from;       /* peer notAfter already re-authenticated
 	                              from: a replacement with no later one is
 	                              not retried (the peer did not renew) */
@@ -255,6 +264,10 @@ struct tsm_ctx {
 	tsm_time badframe_log_at;  /* [P] last "bad frame" log line */
 	uint64_t dial_gen;         /* [P] generation of our latest dial */
 
+	/* Discovery plane (brokerless/disc.h); [P] after open. */
+	const struct tsm__disc_ops *disc_ops;
+	struct tsm__disc *disc;
+
 	tsm__stats stats;
 	struct tsm__tstats *tstats; /* per topic and lane (tstats.c) */
 	tsm_time audit_last[24];   /* per reason: last log line (audit.c) */
@@ -272,6 +285,11 @@ bool tsm__ctx_rings_empty(tsm_ctx *ctx);
  * once established (make-before-break). */
 void tsm__ctx_redial(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_notify(tsm_ctx *ctx);
+/* Discovery's hooks into the progress thread (loop.c). */
+bool tsm__ctx_peer_up(tsm_ctx *ctx, uint64_t node_id);
+tsm__dialer *tsm__ctx_dialer_add(tsm_ctx *ctx, const tsm__url *u,
+                                 uint64_t node_id);
+void tsm__ctx_dialer_remove(tsm_ctx *ctx, tsm__dialer *d);
 void tsm__ctx_deliver_cb(tsm_ctx *ctx);
 /* tsm__ctx_local_subs returns matching local subs for a received topic. */
 void tsm__log(tsm_ctx *ctx, tsm_log_level lvl, const char *fmt, ...)

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "brokerless/disc.h"
 #include "core/audit.h"
 #include "core/cred.h"
 #include "core/tstats.h"
@@ -197,6 +198,51 @@ static bool loop_peer_up(tsm_ctx *ctx, uint64_t node_id)
 		if (tsm__session_up(s) && s->peer_node_id == node_id)
 			return true;
 	return false;
+}
+
+bool tsm__ctx_peer_up(tsm_ctx *ctx, uint64_t node_id)
+{
+	return loop_peer_up(ctx, node_id);
+}
+
+static void loop_dial(tsm_ctx *ctx, tsm__dialer *d);
+
+/* Discovery's dialers: like configured ones, but the peer's node id is
+ * known in advance (no dial while a session with it is up) and they go
+ * away when the node is forgotten. */
+tsm__dialer *tsm__ctx_dialer_add(tsm_ctx *ctx, const tsm__url *u,
+                                 uint64_t node_id)
+{
+	tsm__dialer *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->url = *u;
+	tsm__url_format(&d->url, d->text, sizeof(d->text));
+	d->backoff = DIAL_BACKOFF_MIN;
+	d->peer_node_id = node_id;
+	d->discovered = true;
+	d->next = ctx->dialers;
+	ctx->dialers = d;
+	loop_dial(ctx, d);
+	return d;
+}
+
+void tsm__ctx_dialer_remove(tsm_ctx *ctx, tsm__dialer *d)
+{
+	for (tsm__dialer **pp = &ctx->dialers; *pp; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	}
+	/* Its session, if any, lives on without a dialer (not redialed). */
+	for (tsm__session *s = ctx->sessions; s; s = s->next)
+		if (s->dialer == d)
+			s->dialer = NULL;
+	for (tsm__session *s = ctx->reap; s; s = s->next)
+		if (s->dialer == d)
+			s->dialer = NULL;
+	free(d);
 }
 
 static void loop_dial(tsm_ctx *ctx, tsm__dialer *d)
@@ -596,6 +642,8 @@ void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s)
 	pthread_mutex_lock(&ctx->mu);
 	ctx->nestablished++;
 	tsm__stat_set(&ctx->stats, ST_SESSIONS, ctx->nestablished);
+	if (ctx->disc)
+		ctx->disc_ops->session_up(ctx->disc, s);
 	pthread_cond_broadcast(&ctx->cv);
 	pthread_mutex_unlock(&ctx->mu);
 	tsm__session_pump(s);
@@ -709,7 +757,15 @@ static void loop_cmd(tsm_ctx *ctx, tsm__cmd *c)
 	case CMD_LISTEN:
 		c->result = loop_listen(ctx, c);
 		if (c->result)
+	if (ctx->disc && c->kind != CMD_ADOPT_FD && c->kind != CMD_PEERS &&
+	    c->kind != CMD_DIAL)
+		ctx->disc_ops->local_changed(ctx->disc); /* its adverts may change */
 			snprintf(c->bound, sizeof(c->bound), "%s", tsm_err_detail());
+	case CMD_PEERS: {
+		struct tsm__peers_req *q = c->obj;
+		q->n = ctx->disc_ops->peers(ctx->disc, q->out, q->max);
+		break;
+	}
 		break;
 	case CMD_DIAL:
 		c->result = loop_add_dialer(ctx, c);
@@ -802,6 +858,8 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	for (tsm__listener *l = ctx->listeners; l; l = l->next) {
 		if (l->lst.paused && now >= l->lst.resume_at)
 			ctx->io_ops->listen(ctx->io, &l->lst);
+	if (ctx->disc)
+		next = TSM_MIN(next, ctx->disc_ops->tick(ctx->disc, now));
 		else if (l->lst.paused)
 			next = TSM_MIN(next, l->lst.resume_at);
 	}

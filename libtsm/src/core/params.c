@@ -86,8 +86,10 @@ static tsm_err params_str(tsm_ctx_params *p, const char *k, const char *v,
 	*found = true;
 	if (strcmp(k, "listen") == 0)
 		return append_url(p->listen, k, v);
-	if (strcmp(k, "connect") == 0)
+	if (strcmp(k, "connect") == 0 || strcmp(k, "seed") == 0)
 		return append_url(p->connect, k, v);
+	if (strcmp(k, "advertise") == 0)
+		return append_url(p->advertise, k, v);
 	if (strcmp(k, "name") == 0)
 		slot = &p->name;
 	else if (strcmp(k, "cert_file") == 0)
@@ -130,6 +132,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 	tsm_err e;
 	if (strcmp(k, "insecure") == 0)
 		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->insecure = x, TSM_OK);
+	if (strcmp(k, "discovery") == 0)
+		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->discovery = x, TSM_OK);
 	if (strcmp(k, "crl_soft_fail") == 0)
 		return (e = parse_enum(k, v, bool_kv, &x)) ? e : (p->crl_soft_fail = x, TSM_OK);
 	if (strcmp(k, "cipher") == 0)
@@ -152,7 +156,8 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		{"publish_queue", offsetof(tsm_ctx_params, publish_queue)},
 		{"fragment_size", offsetof(tsm_ctx_params, fragment_size)},
 		{"preauth_max", offsetof(tsm_ctx_params, preauth_max)},
-		{"preauth_per_source", offsetof(tsm_ctx_params, preauth_per_source)}};
+		{"preauth_per_source", offsetof(tsm_ctx_params, preauth_per_source)},
+		{"max_peers", offsetof(tsm_ctx_params, max_peers)}};
 	for (size_t i = 0; i < TSM_ARRAY_LEN(u32s); i++)
 		if (strcmp(k, u32s[i].k) == 0)
 			return set_u32((uint32_t *)((char *)p + u32s[i].off), k, v);
@@ -163,7 +168,9 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		{"linger_ms", offsetof(tsm_ctx_params, linger)},
 		{"reload_interval_ms", offsetof(tsm_ctx_params, reload_interval)},
 		{"reauth_before_ms", offsetof(tsm_ctx_params, reauth_before)},
-		{"accept_backoff_ms", offsetof(tsm_ctx_params, accept_backoff)}};
+		{"accept_backoff_ms", offsetof(tsm_ctx_params, accept_backoff)},
+		{"gossip_interval_ms", offsetof(tsm_ctx_params, gossip_interval)},
+		{"peer_timeout_ms", offsetof(tsm_ctx_params, peer_timeout)}};
 	for (size_t i = 0; i < TSM_ARRAY_LEN(durs); i++)
 		if (strcmp(k, durs[i].k) == 0)
 			return set_ms((tsm_duration *)((char *)p + durs[i].off), k, v);

@@ -48,6 +48,17 @@
 	X(ST_REKEYS, "security.rekeys")                                     \
 	X(ST_ERR_PROTO, "err.protocol")                                     \
 	X(ST_ERR_OUT_OF_STATE, "err.out_of_state")                          \
+	/* fault injection (TSM_FAULT, transport/fault/fault.c); 0 when off */ \
+	X(ST_FAULT_ENABLED, "fault.enabled")                                \
+	X(ST_FAULT_SEGMENTS, "fault.segments")                              \
+	X(ST_FAULT_LOST, "fault.lost")                                      \
+	X(ST_FAULT_CORRUPTED, "fault.corrupted")                            \
+	X(ST_FAULT_DUPLICATED, "fault.duplicated")                          \
+	X(ST_FAULT_REORDERED, "fault.reordered")                            \
+	X(ST_FAULT_DELAYED, "fault.delayed")                                \
+	X(ST_FAULT_PARTITIONS, "fault.partitions")                          \
+	X(ST_FAULT_HELD, "fault.partition_held")                            \
+	X(ST_FAULT_DISCARDED, "fault.discarded_bytes")                      \
 	X(ST_R_NO_PEER_CERT, "reason.no_peer_cert")                         \
 	X(ST_R_UNKNOWN_CA, "reason.unknown_ca")                             \
 	X(ST_R_CERT_EXPIRED, "reason.cert_expired")                         \
@@ -67,7 +78,16 @@
 	X(ST_R_PRIORITY_CAP, "reason.priority_cap")                         \
 	X(ST_R_INSECURE_MISMATCH, "reason.insecure_mismatch")               \
 	X(ST_R_PEER_LOST, "reason.peer_lost")                               \
-	X(ST_R_OTHER, "reason.other")
+	X(ST_R_OTHER, "reason.other")                                       \
+	X(ST_DISC_NODES, "discovery.nodes")                                 \
+	X(ST_DISC_ADV_TX, "discovery.adverts_sent")                         \
+	X(ST_DISC_ADV_RX, "discovery.adverts_received")                     \
+	X(ST_DISC_REFUSED, "discovery.records_refused")                     \
+	X(ST_DISC_RATE_LIMITED, "discovery.rate_limited")                   \
+	X(ST_DISC_FULL, "discovery.table_full")                             \
+	X(ST_DISC_EXPIRED, "discovery.expired")                             \
+	X(ST_DISC_LEFT, "discovery.left")                                   \
+	X(ST_DISC_DIALS, "discovery.dials")
 
 enum tsm__stat {
 #define X(e, n) e,

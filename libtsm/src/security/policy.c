@@ -587,6 +587,12 @@ bool tsm__policy_may_subscribe_pattern(const tsm__policy *p,
                                        const char *identity,
                                        const char *pattern)
 {
+	return tsm__policy_may_pattern(p, identity, TSM_ACT_SUBSCRIBE, pattern);
+}
+
+bool tsm__policy_may_pattern(const tsm__policy *p, const char *identity,
+                             int action, const char *pattern)
+{
 	if (p == NULL || identity == NULL || pattern == NULL)
 		return false;
 	size_t len = strnlen(pattern, TSM_TOPIC_MAX + 1);
@@ -596,7 +602,7 @@ bool tsm__policy_may_subscribe_pattern(const tsm__policy *p,
 	bool some_allow = false;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct pol_rule *r = &p->rules[i];
-		if (r->action != TSM_ACT_SUBSCRIBE || !tsm__id_match(r->id, identity))
+		if (r->action != action || !tsm__id_match(r->id, identity))
 			continue;
 		struct pat_cur rule = {r->topic, r->topic_len, 0};
 		if (!r->allow && pat_covers(rule, want))

@@ -116,4 +116,9 @@ bool tsm__policy_may_subscribe_pattern(const tsm__policy *p,
                                        const char *identity,
                                        const char *pattern);
 
+/* tsm__policy_may_pattern: the same filter for either action (discovery
+ * shows a peer only the adverts it might be granted, brokerless/). */
+bool tsm__policy_may_pattern(const tsm__policy *p, const char *identity,
+                             int action, const char *pattern);
+
 #endif

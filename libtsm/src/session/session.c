@@ -14,6 +14,7 @@
 #include "pubsub/topic.h"
 #include "session/secure.h"
 #include "session/session.h"
+#include "brokerless/disc.h"
 #include "wire/cursor.h"
 
 #define TSM_KEEPALIVE_DIV 3
@@ -375,11 +376,18 @@ static tsm_err sess_on_ctrl(tsm__session *s, const uint8_t *b, size_t n)
 		tsm__ctx_routes_dirty(s->ctx);
 		return TSM_OK;
 	case TSM_C_UNSUBSCRIBE:
+		/* docs/wire.md §8: the same grammar as SUBSCRIBE */
+		if (tsm__pattern_check((const char *)c.str, c.str_len) != TSM_OK)
+			return TSM_ERR_BAD_PATTERN;
 		sess_del_pattern(s, c.str, c.str_len);
 		tsm__ctx_routes_dirty(s->ctx);
 		return TSM_OK;
 	case TSM_C_TOPIC:
 		return sess_on_topic(s, &c);
+	case TSM_C_ADVERT:
+		return s->ctx->disc ? s->ctx->disc_ops->on_advert(s->ctx->disc, s,
+		                                                  c.blob, c.blob_len)
+		                    : TSM_OK;
 	case TSM_C_PING: {
 		tsm__ctrl pong = {.type = TSM_C_PONG, .value = c.value};
 		return tsm__session_send_ctrl(s, &pong);

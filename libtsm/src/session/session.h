@@ -101,6 +101,9 @@ struct tsm__session {
 	char peer_addr[128];
 	char peer_src[64];        /* source IP of an accepted peer */
 	struct tsm__dialer *dialer;
+	uint64_t adv_cursor;      /* discovery: gossip sent up to this stamp */
+	tsm_time adv_window;      /* discovery: rate-limit window start */
+	uint32_t adv_frames;      /* ADVERT frames received in that window */
 
 	/* rx */
 	tsm__buf *rxb;            /* current receive block */

@@ -499,6 +499,7 @@ static const struct ctrl_rule ctrl_rules[TSM_C__MAX + 1] = {
 	[TSM_C_TOPIC] = {"TOPIC", true, true, false},
 	[TSM_C_PING] = {"PING", false, false, true},
 	[TSM_C_PONG] = {"PONG", false, false, true},
+	[TSM_C_ADVERT] = {"ADVERT", false, false, false},
 };
 
 static tsm_err ctrl_check(const tsm__ctrl *c)
@@ -534,6 +535,17 @@ tsm_err tsm__ctrl_decode(const uint8_t *body, size_t len, tsm__ctrl *out)
 	TRY(rd_u32(&r, "id", &out->id));
 	TRY(rd_u64(&r, "value", &out->value));
 	TRY(rd_str(&r, "str", TSM_TOPIC_MAX, &out->str, &out->str_len));
+	if (out->type == TSM_C_ADVERT) {
+		/* §8, §12: the records follow; brokerless/advert.c reads them */
+		size_t n = r.c.left;
+		if (n == 0 || n > TSM_WIRE_ADVERT_MAX)
+			return tsm__err_set(TSM_ERR_BAD_LENGTH,
+			                    "CTRL ADVERT: %zu record bytes at byte 16 "
+			                    "(1..%u)", n, TSM_WIRE_ADVERT_MAX);
+		out->blob = body + (len - n);
+		out->blob_len = (uint32_t)n;
+		return ctrl_check(out);
+	}
 	TRY(rd_end(&r));
 	return ctrl_check(out);
 }
@@ -546,4 +558,6 @@ void tsm__ctrl_encode(const tsm__ctrl *c, tsm__wbuf *w)
 	tsm__wbuf_u64(w, c->value);
 	tsm__wbuf_u16(w, c->str_len);
 	tsm__wbuf_bytes(w, c->str, c->str_len);
+	if (c->blob_len)
+		tsm__wbuf_bytes(w, c->blob, c->blob_len);
 }

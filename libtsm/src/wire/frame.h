@@ -163,7 +163,8 @@ typedef enum tsm__ctrl_type {
 	TSM_C_TOPIC = 3,       /* id = topic id, str = topic name */
 	TSM_C_PING = 4,        /* value */
 	TSM_C_PONG = 5,        /* value */
-	TSM_C__MAX = 5,
+	TSM_C_ADVERT = 6,      /* blob = discovery records (§12) */
+	TSM_C__MAX = 6,
 } tsm__ctrl_type;
 
 typedef struct tsm__ctrl {
@@ -172,6 +173,8 @@ typedef struct tsm__ctrl {
 	uint64_t value;       /* PING/PONG only; 0 otherwise */
 	const uint8_t *str;   /* pattern or topic; not NUL-terminated */
 	uint16_t str_len;     /* <= 256; validated by the caller's grammar */
+	const uint8_t *blob;  /* ADVERT only: the bytes after str (§12) */
+	uint32_t blob_len;    /* ADVERT: 1..TSM_WIRE_ADVERT_MAX; else 0 */
 } tsm__ctrl;
 
 tsm_err tsm__ctrl_decode(const uint8_t *body, size_t len, tsm__ctrl *out);
@@ -181,5 +184,6 @@ void tsm__ctrl_encode(const tsm__ctrl *c, tsm__wbuf *w);
 #define TSM_WIRE_PREAUTH_MAX_BODY (16u * 1024u)
 #define TSM_WIRE_HS_MAX_TOTAL (64u * 1024u)
 #define TSM_WIRE_MAX_BODY (1024u * 1024u + 4096u)
+#define TSM_WIRE_ADVERT_MAX (16u * 1024u) /* §12: records of one ADVERT */
 
 #endif
