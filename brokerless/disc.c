@@ -243,8 +243,10 @@ static void disc_consider(tsm__disc *d, tsm__gnode *n, tsm_time now)
 		return;
 	if (!p->dial_after) {
 		/* The lower node id dials; the other waits a little, and then
-		 * dials too if nothing came (a peer it cannot reach, say). */
-		tsm_duration grace = n->node_id < d->ctx->node_id
+		 * dials too if nothing came (a peer it cannot reach, say). A
+		 * node nobody can dial (no URLs) does not wait. */
+		bool reachable = d->g.self && d->g.self->nurls > 0;
+		tsm_duration grace = n->node_id < d->ctx->node_id && reachable
 		                     ? 3 * d->ctx->p.gossip_interval : 0;
 		p->dial_after = now + grace;
 	}

@@ -306,16 +306,47 @@ static bool pl_parse(const uint8_t *buf, size_t len, struct pl_hdr *h)
 struct net_cfg {
 	const char *listen[TSM_MAX_URLS];
 	const char *connect[TSM_MAX_URLS];
-	unsigned nlisten, nconnect;
-	bool verbose, stats;
+	const char *advertise[TSM_MAX_URLS];
+	unsigned nlisten, nconnect, nadvertise;
+	bool verbose, stats, no_discovery;
+	uint64_t session_timeout_ms, peer_timeout_ms, gossip_ms;
 	struct cli_sec sec;
 };
 
 enum {
 	OPT_LISTEN = 256, OPT_CONNECT, OPT_STATS, OPT_TIMEOUT,
 	OPT_SIZE, OPT_RATE, OPT_PRIORITY, OPT_DEADLINE, OPT_WAIT_SUBS,
-	OPT_VERIFY, OPT_QUEUE,
+	OPT_VERIFY, OPT_QUEUE, OPT_SEED, OPT_ADVERTISE, OPT_NO_DISCOVERY,
+	OPT_SESSION_TIMEOUT, OPT_PEER_TIMEOUT, OPT_GOSSIP, OPT_WATCH,
 };
+
+/* The network options every command takes, for getopt and for --help. */
+#define NET_LONGOPTS                                                        \
+	{"listen", required_argument, NULL, OPT_LISTEN},                    \
+	{"connect", required_argument, NULL, OPT_CONNECT},                  \
+	{"seed", required_argument, NULL, OPT_SEED},                        \
+	{"advertise", required_argument, NULL, OPT_ADVERTISE},              \
+	{"no-discovery", no_argument, NULL, OPT_NO_DISCOVERY},              \
+	{"session-timeout-ms", required_argument, NULL, OPT_SESSION_TIMEOUT}, \
+	{"peer-timeout-ms", required_argument, NULL, OPT_PEER_TIMEOUT},     \
+	{"gossip-ms", required_argument, NULL, OPT_GOSSIP},                 \
+	{"stats", no_argument, NULL, OPT_STATS},                            \
+	{"verbose", no_argument, NULL, 'v'}
+
+#define NET_HELP                                                            \
+	"  --listen URL       listen on URL (repeatable)\n"                   \
+	"  --connect URL      dial URL (repeatable)\n"                        \
+	"  --seed URL         a seed peer to learn the others from (repeatable;\n" \
+	"                     best with '#SPIFFE-ID' of the seed)\n"           \
+	"  --advertise URL    the URL peers should dial us on (default: the\n" \
+	"                     --listen URLs; a 0.0.0.0 host becomes the address\n" \
+	"                     each peer sees)\n"                               \
+	"  --no-discovery     dial only --connect/--seed, gossip nothing\n"    \
+	"  --session-timeout-ms T  silence before a session is lost (10000)\n" \
+	"  --peer-timeout-ms T     silence before a node is forgotten (30000)\n" \
+	"  --gossip-ms T      gossip interval (500)\n"                          \
+	"  --stats            print libtsm's counters at exit\n"              \
+	"  -v, --verbose      libtsm debug log on stderr\n"
 
 /* The arrays are NULL-terminated for tsm_ctx_params, hence MAX - 1. */
 static int net_add(const char *cmd, const char **v, unsigned *n,
@@ -339,7 +370,24 @@ static int net_option(const char *cmd, struct net_cfg *n, int opt,
 	case OPT_LISTEN:
 		return net_add(cmd, n->listen, &n->nlisten, arg);
 	case OPT_CONNECT:
+	case OPT_SEED:
 		return net_add(cmd, n->connect, &n->nconnect, arg);
+	case OPT_ADVERTISE:
+		return net_add(cmd, n->advertise, &n->nadvertise, arg);
+	case OPT_NO_DISCOVERY:
+		n->no_discovery = true;
+		return 0;
+	case OPT_SESSION_TIMEOUT:
+	case OPT_PEER_TIMEOUT:
+	case OPT_GOSSIP: {
+		uint64_t v;
+		if (!parse_u64(arg, &v, false) || v == 0 || v > 86400000)
+			return usage_error(cmd, "expected milliseconds in 1..86400000, "
+			                   "got", arg);
+		*(opt == OPT_SESSION_TIMEOUT ? &n->session_timeout_ms
+		  : opt == OPT_PEER_TIMEOUT ? &n->peer_timeout_ms : &n->gossip_ms) = v;
+		return 0;
+	}
 	case OPT_STATS:
 		n->stats = true;
 		return 0;
@@ -370,6 +418,11 @@ static int net_open(const char *cmd, struct net_cfg *n, tsm_ctx **ctx)
 	p.name = cmd;
 	memcpy(p.listen, n->listen, sizeof p.listen);
 	memcpy(p.connect, n->connect, sizeof p.connect);
+	memcpy(p.advertise, n->advertise, sizeof p.advertise);
+	p.discovery = !n->no_discovery;
+	p.session_timeout = (tsm_duration)n->session_timeout_ms * TSM_MSEC;
+	p.peer_timeout = (tsm_duration)n->peer_timeout_ms * TSM_MSEC;
+	p.gossip_interval = (tsm_duration)n->gossip_ms * TSM_MSEC;
 	p.log_level = n->verbose ? TSM_LOG_DEBUG : TSM_LOG_WARN;
 	if ((rc = cli_sec_apply(cmd, &n->sec, &p)))
 		return rc;
@@ -482,10 +535,7 @@ static const char pub_help[] =
 	"  --deadline-us D    deadline budget per message in microseconds\n"
 	"  --wait-subs N      wait for N remote subscribers before sending (default 0)\n"
 	"  --timeout-ms T     limit for --wait-subs and for the final flush (default 10000)\n"
-	"  --listen URL       listen on URL (repeatable)\n"
-	"  --connect URL      dial URL (repeatable)\n"
-	"  --stats            print libtsm's counters at exit\n"
-	"  -v, --verbose      libtsm debug log on stderr\n"
+	NET_HELP
 	"  -h, --help         this text\n"
 	"\n"
 	CLI_SEC_HELP
@@ -502,11 +552,8 @@ static const struct option pub_longopts[] = {
 	{"deadline-us", required_argument, NULL, OPT_DEADLINE},
 	{"wait-subs", required_argument, NULL, OPT_WAIT_SUBS},
 	{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"connect", required_argument, NULL, OPT_CONNECT},
+	NET_LONGOPTS,
 	CLI_SEC_LONGOPTS,
-	{"stats", no_argument, NULL, OPT_STATS},
-	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -796,10 +843,7 @@ static const char sub_help[] =
 	"                     sequence order per priority lane\n"
 	"  --quiet            print only the summary line\n"
 	"  --queue-depth N    subscriber queue in messages (default: libtsm's, 4096)\n"
-	"  --listen URL       listen on URL (repeatable)\n"
-	"  --connect URL      dial URL (repeatable)\n"
-	"  --stats            print libtsm's counters at exit\n"
-	"  -v, --verbose      libtsm debug log on stderr\n"
+	NET_HELP
 	"  -h, --help         this text\n"
 	"\n"
 	CLI_SEC_HELP
@@ -813,11 +857,8 @@ static const struct option sub_longopts[] = {
 	{"verify", no_argument, NULL, OPT_VERIFY},
 	{"quiet", no_argument, NULL, 'q'},
 	{"queue-depth", required_argument, NULL, OPT_QUEUE},
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"connect", required_argument, NULL, OPT_CONNECT},
+	NET_LONGOPTS,
 	CLI_SEC_LONGOPTS,
-	{"stats", no_argument, NULL, OPT_STATS},
-	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -1191,11 +1232,8 @@ static const char stat_help[] =
 static const struct option stat_longopts[] = {
 	{"seconds", required_argument, NULL, 'n'},
 	{"interval-ms", required_argument, NULL, OPT_TIMEOUT},
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"connect", required_argument, NULL, OPT_CONNECT},
+	NET_LONGOPTS,
 	CLI_SEC_LONGOPTS,
-	{"stats", no_argument, NULL, OPT_STATS},
-	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -1291,6 +1329,144 @@ out:
 	return rc;
 }
 
+/* ---- peers --------------------------------------------------------------- */
+
+static const char peers_help[] =
+	"usage: tsm peers [OPTIONS] [SEED-URL]\n"
+	"\n"
+	"Join through seeds, listen to the gossip, and list the nodes this one\n"
+	"knows: identity, state, transport, URL and topic adverts. Only nodes\n"
+	"whose topics this identity may use are shown to it (policy). With\n"
+	"--watch it stays up as a node (a seed, say) and prints the list again\n"
+	"every interval until signalled.\n"
+	"\n"
+	"  --wait-ms T        how long to gossip before printing (default 2000)\n"
+	"  -n, --count N      print as soon as N other nodes are known; exit 1\n"
+	"                     if fewer are known after --wait-ms\n"
+	"  --watch MS         keep running, print every MS ms\n"
+	NET_HELP
+	"  -h, --help         this text\n"
+	"\n"
+	CLI_SEC_HELP
+	"\n"
+	"Prints 'peer: node=ID identity=ID state=S transport=T url=U pub=N sub=N\n"
+	"heard_ms=N' per node, then 'peers: known=N connected=N'.\n"
+	"Exit 0 ok, 1 failure, 2 usage.\n";
+
+static const struct option peers_longopts[] = {
+	{"wait-ms", required_argument, NULL, OPT_TIMEOUT},
+	{"count", required_argument, NULL, 'n'},
+	{"watch", required_argument, NULL, OPT_WATCH},
+	NET_LONGOPTS,
+	CLI_SEC_LONGOPTS,
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+struct peers_cfg {
+	struct net_cfg net;
+	uint64_t wait_ms, count, watch_ms;
+};
+
+static int peers_parse(struct peers_cfg *c, int argc, char **argv)
+{
+	int opt, rc;
+	uint64_t v;
+
+	memset(c, 0, sizeof *c);
+	c->wait_ms = 2000;
+	while ((opt = getopt_long(argc, argv, "n:vh", peers_longopts, NULL)) != -1) {
+		if ((rc = net_option("peers", &c->net, opt, optarg)) >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (opt == 'h') {
+			fputs(peers_help, stdout);
+			exit(0);
+		}
+		if ((opt != 'n' && opt != OPT_TIMEOUT && opt != OPT_WATCH) ||
+		    !parse_u64(optarg, &v, false))
+			return usage_error("peers", "bad option or value", optarg);
+		*(opt == 'n' ? &c->count : opt == OPT_WATCH ? &c->watch_ms
+		                                             : &c->wait_ms) = v;
+	}
+	if (argc - optind > 1)
+		return usage_error("peers", "too many arguments from", argv[optind + 1]);
+	if (argc - optind == 1 &&
+	    (rc = net_add("peers", c->net.connect, &c->net.nconnect, argv[optind])))
+		return rc;
+	if (c->net.nlisten + c->net.nconnect == 0)
+		return usage_error("peers", "give a seed URL (or --listen/--seed)", NULL);
+	return 0;
+}
+
+#define PEERS_MAX 1024
+
+/* Lists the known nodes; returns how many besides this one. */
+static size_t peers_list(tsm_ctx *ctx, tsm_peer_info *v, bool print)
+{
+	size_t n = 0, connected = 0;
+	tsm_err err = tsm_ctx_peers(ctx, v, PEERS_MAX, &n);
+	if (err) {
+		report("peers", "tsm_ctx_peers", err, NULL);
+		return 0;
+	}
+	size_t shown = n < PEERS_MAX ? n : PEERS_MAX;
+	for (size_t i = 0; i < shown; i++) {
+		connected += strcmp(v[i].state, "connected") == 0;
+		if (print)
+			printf("peer: node=%016" PRIx64 " identity=%s state=%s "
+			       "transport=%s url=%s pub=%u sub=%u heard_ms=%" PRId64 "\n",
+			       v[i].node_id, *v[i].identity ? v[i].identity : "-",
+			       v[i].state, *v[i].transport ? v[i].transport : "-",
+			       *v[i].url ? v[i].url : "-", v[i].npub, v[i].nsub,
+			       v[i].heard_ms);
+	}
+	if (print) {
+		printf("peers: known=%zu connected=%zu\n", n ? n - 1 : 0, connected);
+		fflush(stdout);
+	}
+	return n ? n - 1 : 0;
+}
+
+static int cmd_peers(int argc, char **argv)
+{
+	struct peers_cfg c;
+	tsm_ctx *ctx = NULL;
+	int rc = peers_parse(&c, argc, argv);
+	if (rc)
+		return rc;
+	tsm_peer_info *v = calloc(PEERS_MAX, sizeof(*v));
+	if (!v)
+		return report("peers", "calloc", TSM_ENOMEM, NULL);
+	if ((rc = net_open("peers", &c.net, &ctx))) {
+		free(v);
+		return rc;
+	}
+	tsm_time end = tsm_now() + ms_to_ns(c.wait_ms);
+	size_t known = 0;
+	while (!g_stop && tsm_now() < end &&
+	       (c.count == 0 || (known = peers_list(ctx, v, false)) < c.count))
+		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	known = peers_list(ctx, v, true);
+	if (c.count && known < c.count) {
+		fprintf(stderr, "tsm peers: %zu of %" PRIu64 " nodes known after "
+		        "%" PRIu64 " ms\n", known, c.count, c.wait_ms);
+		rc = EXIT_FAILURE;
+	}
+	while (c.watch_ms && !g_stop) {
+		tsm_time next = tsm_now() + ms_to_ns(c.watch_ms);
+		while (!g_stop && tsm_now() < next)
+			nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+		if (!g_stop)
+			peers_list(ctx, v, true);
+	}
+	net_close("peers", &c.net, ctx);
+	free(v);
+	return rc;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static const char main_help[] =
@@ -1302,6 +1478,7 @@ static const char main_help[] =
 	"  pub URL TOPIC      publish self-checking messages (tsm pub --help)\n"
 	"  sub URL PATTERN    receive and optionally verify them (tsm sub --help)\n"
 	"  stat URL PATTERN   live per-topic latency, misses and drops (tsm stat --help)\n"
+	"  peers [SEED-URL]   the nodes discovery knows of (tsm peers --help)\n"
 	"  pki init DIR       make a development PKI: CAs, certificates, policy\n"
 	"  pki issue DIR NAME add a certificate to it (tsm pki --help)\n"
 	"\n"
@@ -1343,7 +1520,9 @@ int main(int argc, char **argv)
 		return cli_pki_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stat"))
 		return cmd_stat(argc - 1, argv + 1);
-	fprintf(stderr, "tsm: unknown command '%s': use 'pub', 'sub', 'stat' or 'pki' "
+	if (!strcmp(cmd, "peers"))
+		return cmd_peers(argc - 1, argv + 1);
+	fprintf(stderr, "tsm: unknown command '%s': use 'pub', 'sub', 'stat', 'peers' or 'pki' "
 	        "(run 'tsm --help' for usage)\n", cmd);
 	return EXIT_USAGE;
 }
