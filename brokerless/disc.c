@@ -271,19 +271,23 @@ struct disc_view {
 	const char *peer;       /* identity of the session's peer */
 };
 
-/* security.md: a peer learns of a topic only if it may use it: another
- * node's publication if it may subscribe to it, a subscription if it may
- * publish something that matches. */
+/* security.md: a peer learns of a topic advert only if the policy gives
+ * it some right on that topic (publish or subscribe): a node with no
+ * right on it/... learns nothing of who publishes or subscribes there.
+ * A seed that relays adverts for it/... therefore needs a right on it/...
+ * too (docs/design/discovery.md "Who sees what"). */
 static bool disc_visible(void *arg, const tsm__gnode *n, unsigned i)
 {
 	const struct disc_view *v = arg;
 	const tsm__gtopic *t = &n->topics[i];
-	tsm_ctx *ctx = v->d->ctx;
+	const tsm__policy *pol = v->d->ctx->policy;
 	if (t->kind == TSM_ADV_PUB)
-		return tsm__policy_check(ctx->policy, v->peer, TSM_ACT_SUBSCRIBE,
+		return tsm__policy_check(pol, v->peer, TSM_ACT_SUBSCRIBE,
+		                         t->name).allowed ||
+		       tsm__policy_check(pol, v->peer, TSM_ACT_PUBLISH,
 		                         t->name).allowed;
-	return tsm__policy_may_pattern(ctx->policy, v->peer, TSM_ACT_PUBLISH,
-	                               t->name);
+	return tsm__policy_may_pattern(pol, v->peer, TSM_ACT_PUBLISH, t->name) ||
+	       tsm__policy_may_pattern(pol, v->peer, TSM_ACT_SUBSCRIBE, t->name);
 }
 
 /* Sends s what changed since its cursor; force: even with frames queued

@@ -277,8 +277,9 @@ static bool g_view(const tsm__gossip *g, const tsm__gnode *n,
 		r->topics[r->ntopics++].name =
 			(tsm__adv_str){n->topics[i].name, n->topics[i].len};
 	}
-	/* A leaving node's tombstone travels as it is: it only says "gone". */
-	return n == g->self || r->ntopics > 0 || (n->flags & TSM_ADV_F_LEAVING);
+	/* A tombstone too: who may not see a node's topics never learnt of
+	 * it, and must not learn of it when it leaves either. */
+	return n == g->self || r->ntopics > 0;
 }
 
 unsigned tsm__gossip_collect(tsm__gossip *g, uint64_t *cursor, uint64_t to,
