@@ -26,7 +26,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 TARGETS=(fuzz_frame fuzz_meta fuzz_topic fuzz_spiffe fuzz_policy fuzz_fsm
-         fuzz_reasm fuzz_planted)
+         fuzz_reasm fuzz_advert fuzz_planted)
 
 say() { printf 'fuzz/build.sh: %s\n' "$*"; }
 
@@ -45,7 +45,8 @@ CC=$(pick_cc) || {
 
 SAN=("-fsanitize=address,undefined" -fno-sanitize-recover=all)
 BASE=(-std=c11 -D_GNU_SOURCE -DTSM_BUILDING -g -O1 -fno-omit-frame-pointer
-      "${SAN[@]}" -I"$OUT/gen" -I"$ROOT/libtsm/include" -I"$ROOT/libtsm/src")
+      "${SAN[@]}" -I"$OUT/gen" -I"$ROOT/libtsm/include" -I"$ROOT/libtsm/src"
+      -I"$ROOT")
 
 # The runtime check: libFuzzer and the sanitizers must link, not just parse.
 probe_runtime() {
@@ -86,6 +87,10 @@ lib_sources() {
 		printf '%s\n' "$stubdirs" | grep -qxF "$(dirname "$src")" ||
 			printf '%s\n' "$src"
 	done
+	# The discovery plane is part of the library too (libtsm/meson.build
+	# adds brokerless/meson.build's disc_src).
+	grep -o "'[a-z_]*\.c'" "$ROOT/brokerless/meson.build" | tr -d "'" |
+		sed 's|^|../brokerless/|'
 }
 
 gen_version_h() {

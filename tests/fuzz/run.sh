@@ -26,7 +26,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 TARGETS=(fuzz_frame fuzz_meta fuzz_topic fuzz_spiffe fuzz_policy fuzz_fsm
-         fuzz_reasm)
+         fuzz_reasm fuzz_advert)
 PLANTED=fuzz_planted
 PLANTED_SECS=30 # it is found in about a second; this is only a ceiling
 START=$SECONDS
