@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brokerless/beacon.h"
 #include "brokerless/gossip.h"
 #include "pubsub/topic.h"
 #include "security/policy.h"
@@ -36,6 +37,9 @@
 #define DISC_RX_FRAMES_PER_SEC 64 /* ADVERT frames taken per session */
 #define DISC_FRAMES_PER_ROUND 4   /* ADVERT frames sent per session/round */
 #define DISC_CTRL_HDR 16          /* docs/wire.md §8 before the records */
+#define DISC_BEACON_EVERY (2 * TSM_SEC)
+#define DISC_BEACON_CANDS 16      /* nodes heard by beacon, being dialed */
+#define DISC_BEACON_RX 32         /* datagrams read per tick */
 
 struct disc_peer {
 	tsm__dialer *dialers[TSM_ADV_MAX_URLS];
@@ -55,6 +59,16 @@ struct tsm__disc {
 	char self_urls[TSM_ADV_MAX_URLS][TSM_ADV_URL_MAX + 1];
 	char self_topics[TSM_ADV_MAX_TOPICS][TSM_TOPIC_MAX + 1];
 	bool warned_topics;
+	/* Multicast beacons (beacon.h), off unless the params name a group. */
+	bool beacon_on;
+	tsm__beacon beacon;
+	tsm_time next_beacon;
+	struct disc_cand {
+		uint64_t node_id;
+		tsm__dialer *dialer;
+		tsm_time since;
+	} cand[DISC_BEACON_CANDS];
+	unsigned ncand;
 };
 
 /* ---- this node's record ------------------------------------------------- */
@@ -436,6 +450,87 @@ static tsm_err disc_on_advert(tsm__disc *d, tsm__session *s, const uint8_t *b,
 	return e ? e : x.err;
 }
 
+/* ---- beacons ------------------------------------------------------------ */
+
+static bool disc_known(tsm__disc *d, uint64_t node_id)
+{
+	if (node_id == d->ctx->node_id || tsm__gossip_find(&d->g, node_id) ||
+	    tsm__ctx_peer_up(d->ctx, node_id))
+		return true;
+	for (unsigned i = 0; i < d->ncand; i++)
+		if (d->cand[i].node_id == node_id)
+			return true;
+	return false;
+}
+
+/* A beacon from an unknown node: dial it (TLS and the policy decide). */
+static void disc_beacon_heard(tsm__disc *d, uint64_t node_id, const char *url,
+                              tsm_time now)
+{
+	tsm_ctx *ctx = d->ctx;
+	tsm__url u;
+	if (disc_known(d, node_id) || d->ncand == DISC_BEACON_CANDS ||
+	    tsm__url_parse(url, &u) != TSM_OK || u.expect[0])
+		return;
+	bool ofi = u.scheme == TSM_URL_OFI;
+	if (ofi != (ctx->family == 2) ||
+	    (ofi && strcmp(u.ofi_provider, ctx->ofi_provider) != 0))
+		return;
+	tsm__dialer *dl = tsm__ctx_dialer_add(ctx, &u, node_id);
+	if (!dl)
+		return;
+	d->cand[d->ncand++] = (struct disc_cand){node_id, dl, now};
+	tsm__stat_add(&ctx->stats, ST_DISC_DIALS, 1);
+	tsm__log(ctx, TSM_LOG_INFO, "discovery: beacon from node %016llx at %s: "
+	         "dialing it", (unsigned long long)node_id, url);
+}
+
+/* Candidates end when connected (gossip takes over) or after the timeout. */
+static void disc_beacon_reap(tsm__disc *d, tsm_time now)
+{
+	for (unsigned i = 0; i < d->ncand;) {
+		struct disc_cand *c = &d->cand[i];
+		if (tsm__ctx_peer_up(d->ctx, c->node_id) ||
+		    now - c->since >= d->ctx->p.peer_timeout) {
+			tsm__ctx_dialer_remove(d->ctx, c->dialer);
+			*c = d->cand[--d->ncand];
+			continue;
+		}
+		i++;
+	}
+}
+
+static void disc_beacons(tsm__disc *d, tsm_time now)
+{
+	tsm_ctx *ctx = d->ctx;
+	uint64_t node_id, bad = 0;
+	char url[TSM_ADV_URL_MAX + 1];
+	if (now >= d->next_beacon) {
+		d->next_beacon = now + DISC_BEACON_EVERY;
+		if (d->g.self && d->g.self->nurls &&
+		    tsm__beacon_send(&d->beacon, ctx->node_id, d->g.self->urls[0]))
+			tsm__stat_add(&ctx->stats, ST_DISC_BEACON_TX, 1);
+	}
+	for (int i = 0; i < DISC_BEACON_RX &&
+	     tsm__beacon_recv(&d->beacon, &node_id, url, sizeof(url), &bad); i++) {
+		tsm__stat_add(&ctx->stats, ST_DISC_BEACON_RX, 1);
+		disc_beacon_heard(d, node_id, url, now);
+	}
+	tsm__stat_add(&ctx->stats, ST_DISC_BEACON_BAD, bad);
+	disc_beacon_reap(d, now);
+}
+
+/* The interface to beacon on: the first listen URL's IPv4 address. */
+static struct in_addr disc_beacon_if(const tsm_ctx_params *p)
+{
+	struct in_addr any = {htonl(INADDR_ANY)};
+	tsm__url u;
+	if (!p->listen[0] || tsm__url_parse(p->listen[0], &u) != TSM_OK ||
+	    u.scheme != TSM_URL_TCP || u.sa.ss_family != AF_INET)
+		return any;
+	return ((struct sockaddr_in *)&u.sa)->sin_addr;
+}
+
 /* ---- timers, life cycle ------------------------------------------------- */
 
 static tsm_time disc_tick(tsm__disc *d, tsm_time now)
@@ -459,7 +554,11 @@ static tsm_time disc_tick(tsm__disc *d, tsm_time now)
 			disc_consider(d, n, now);
 		tsm__stat_set(&ctx->stats, ST_DISC_NODES, d->g.n);
 	}
+	if (d->beacon_on && d->enabled)
+		disc_beacons(d, now);
 	tsm_time next = TSM_MIN(d->next_round, d->next_beat);
+	if (d->beacon_on && d->enabled)
+		next = TSM_MIN(next, now + 100 * TSM_MSEC); /* poll the socket */
 	for (tsm__gnode *n = d->g.head; n; n = n->next) {
 		struct disc_peer *p = n->user;
 		if (p && !p->ndialers && p->dial_after > now)
@@ -491,6 +590,8 @@ static void disc_leave(tsm__disc *d)
 		disc_send(d, s, true);
 }
 
+static void disc_close(tsm__disc *d);
+
 static tsm_err disc_open(tsm_ctx *ctx, const tsm_ctx_params *p, tsm__disc **out)
 {
 	tsm__disc *d = calloc(1, sizeof(*d));
@@ -521,6 +622,19 @@ static tsm_err disc_open(tsm_ctx *ctx, const tsm_ctx_params *p, tsm__disc **out)
 		return e;
 	}
 	d->self_dirty = true;
+	d->beacon.fd = -1;
+	if (p->beacon && *p->beacon && d->enabled) {
+		if ((e = tsm__beacon_open(&d->beacon, p->beacon,
+		                          disc_beacon_if(p))) != TSM_OK) {
+			char why[256];
+			snprintf(why, sizeof(why), "%s", tsm_err_detail());
+			disc_close(d);
+			return tsm__err_set(e, "%s", why);
+		}
+		d->beacon_on = true;
+		tsm__log(ctx, TSM_LOG_INFO, "discovery: multicast beacons on %s",
+		         p->beacon);
+	}
 	*out = d;
 	return TSM_OK;
 }
@@ -529,6 +643,7 @@ static void disc_close(tsm__disc *d)
 {
 	if (!d)
 		return;
+	tsm__beacon_close(&d->beacon);
 	for (tsm__gnode *n = d->g.head; n; n = n->next)
 		free(n->user); /* dialers are the context's: freed with it */
 	tsm__gossip_fini(&d->g);

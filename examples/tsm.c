@@ -309,6 +309,7 @@ struct net_cfg {
 	const char *advertise[TSM_MAX_URLS];
 	unsigned nlisten, nconnect, nadvertise;
 	bool verbose, stats, no_discovery;
+	const char *beacon;
 	uint64_t session_timeout_ms, peer_timeout_ms, gossip_ms;
 	struct cli_sec sec;
 };
@@ -318,6 +319,7 @@ enum {
 	OPT_SIZE, OPT_RATE, OPT_PRIORITY, OPT_DEADLINE, OPT_WAIT_SUBS,
 	OPT_VERIFY, OPT_QUEUE, OPT_SEED, OPT_ADVERTISE, OPT_NO_DISCOVERY,
 	OPT_SESSION_TIMEOUT, OPT_PEER_TIMEOUT, OPT_GOSSIP, OPT_WATCH,
+	OPT_BEACON,
 };
 
 /* The network options every command takes, for getopt and for --help. */
@@ -330,6 +332,7 @@ enum {
 	{"session-timeout-ms", required_argument, NULL, OPT_SESSION_TIMEOUT}, \
 	{"peer-timeout-ms", required_argument, NULL, OPT_PEER_TIMEOUT},     \
 	{"gossip-ms", required_argument, NULL, OPT_GOSSIP},                 \
+	{"beacon", required_argument, NULL, OPT_BEACON},                    \
 	{"stats", no_argument, NULL, OPT_STATS},                            \
 	{"verbose", no_argument, NULL, 'v'}
 
@@ -345,6 +348,7 @@ enum {
 	"  --session-timeout-ms T  silence before a session is lost (10000)\n" \
 	"  --peer-timeout-ms T     silence before a node is forgotten (30000)\n" \
 	"  --gossip-ms T      gossip interval (500)\n"                          \
+	"  --beacon G:P       multicast beacons on group G, port P (off)\n"     \
 	"  --stats            print libtsm's counters at exit\n"              \
 	"  -v, --verbose      libtsm debug log on stderr\n"
 
@@ -376,6 +380,9 @@ static int net_option(const char *cmd, struct net_cfg *n, int opt,
 		return net_add(cmd, n->advertise, &n->nadvertise, arg);
 	case OPT_NO_DISCOVERY:
 		n->no_discovery = true;
+		return 0;
+	case OPT_BEACON:
+		n->beacon = arg;
 		return 0;
 	case OPT_SESSION_TIMEOUT:
 	case OPT_PEER_TIMEOUT:
@@ -420,6 +427,7 @@ static int net_open(const char *cmd, struct net_cfg *n, tsm_ctx **ctx)
 	memcpy(p.connect, n->connect, sizeof p.connect);
 	memcpy(p.advertise, n->advertise, sizeof p.advertise);
 	p.discovery = !n->no_discovery;
+	p.beacon = n->beacon;
 	p.session_timeout = (tsm_duration)n->session_timeout_ms * TSM_MSEC;
 	p.peer_timeout = (tsm_duration)n->peer_timeout_ms * TSM_MSEC;
 	p.gossip_interval = (tsm_duration)n->gossip_ms * TSM_MSEC;
@@ -1396,8 +1404,9 @@ static int peers_parse(struct peers_cfg *c, int argc, char **argv)
 	if (argc - optind == 1 &&
 	    (rc = net_add("peers", c->net.connect, &c->net.nconnect, argv[optind])))
 		return rc;
-	if (c->net.nlisten + c->net.nconnect == 0)
-		return usage_error("peers", "give a seed URL (or --listen/--seed)", NULL);
+	if (c->net.nlisten + c->net.nconnect == 0 && !c->net.beacon)
+		return usage_error("peers", "give a seed URL (or --listen/--seed/--beacon)",
+		                   NULL);
 	return 0;
 }
 

@@ -14,7 +14,9 @@
 #     and counted, then comes back with the subscription, and messages
 #     published after the heal arrive; nothing is delivered twice or
 #     corrupted;
-#  5. `tsm peers` through the seed lists the publisher and subscriber.
+#  5. `tsm peers` through the seed lists the publisher and subscriber;
+#  6. with multicast beacons (opt-in), a node that knows no seed at all
+#     finds a publisher.
 # Skips (77) only where network namespaces cannot be made, and says why.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -182,6 +184,20 @@ grep -q 'identity=spiffe://td-a.test/sub ' "$WORK/watch.out" ||
 grep -q 'identity=spiffe://td-a.test/seed state=connected' "$WORK/watch.out" ||
 	fail "tsm peers did not show the seed connected"
 log "5. $(grep '^peers:' "$WORK/watch.out")"
+
+# 6. Multicast beacons (opt-in): a node with no seed at all hears one.
+BEACON=239.255.77.$(($$ % 200 + 20)):7677
+start bpub in_ns 2 "$TSM_BIN" pub --listen "tcp://$NET.2:7004" \
+	--beacon "$BEACON" it/beacon --count 1 --wait-subs 1 --timeout-ms 30000 \
+	"${TUNE[@]}" "${C_PUB[@]}"
+start bwatch in_ns 4 "$TSM_BIN" peers --listen "tcp://$NET.4:7005" \
+	--beacon "$BEACON" --count 1 --wait-ms 10000 "${TUNE[@]}" "${C_WATCH[@]}"
+expect_exit bwatch 20 0
+grep -q 'identity=spiffe://td-a.test/pub state=connected' "$WORK/bwatch.out" ||
+	fail "the beacon did not lead to the publisher"
+kill -9 "${PID_OF[bpub]}" 2>/dev/null || true
+await bpub 5 || true
+log "6. beacon only (no seed): $(grep '^peers:' "$WORK/bwatch.out")"
 
 kill -TERM "${PID_OF[sub]}"
 await sub 10 || true

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "brokerless/advert.h"
+#include "brokerless/beacon.h"
 #include "brokerless/gossip.h"
 #include "core/common.h"
 #include "tsm/tsm.h"
@@ -173,6 +174,37 @@ START_TEST(adv_put_bounds)
 	ck_assert(!tsm__adv_put(&w, &r)); /* no room: nothing written */
 	ck_assert_uint_eq(w.len, len);
 	ck_assert(!w.overflow);
+}
+END_TEST
+
+START_TEST(beacon_codec)
+{
+	uint8_t b[TSM_BEACON_MAX + 8];
+	char url[200];
+	uint64_t id = 0;
+	size_t n = tsm__beacon_encode(b, 42, "tcp://10.0.0.1:7000");
+	ck_assert_uint_eq(n, 16 + 19);
+	ck_assert(tsm__beacon_decode(b, n, &id, url, sizeof(url)));
+	ck_assert_uint_eq(id, 42);
+	ck_assert_str_eq(url, "tcp://10.0.0.1:7000");
+	ck_assert(!tsm__beacon_decode(b, n - 1, &id, url, sizeof(url)));
+	ck_assert(!tsm__beacon_decode(b, n, &id, url, 10)); /* no room */
+	b[16 + 3] = ' ';
+	ck_assert(!tsm__beacon_decode(b, n, &id, url, sizeof(url)));
+	n = tsm__beacon_encode(b, 42, "tcp://10.0.0.1:7000");
+	b[0] = 'X';
+	ck_assert(!tsm__beacon_decode(b, n, &id, url, sizeof(url)));
+	n = tsm__beacon_encode(b, 0, "tcp://10.0.0.1:7000");
+	ck_assert(!tsm__beacon_decode(b, n, &id, url, sizeof(url))); /* node 0 */
+	ck_assert_uint_eq(tsm__beacon_encode(b, 1, ""), 0);
+	/* A bad group is a parameter error, before any socket. */
+	tsm__beacon bc;
+	struct in_addr any = {0};
+	ck_assert_int_eq(tsm__beacon_open(&bc, "10.0.0.1:7677", any),
+	                 TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm__beacon_open(&bc, "239.1.1.1", any), TSM_ERR_BAD_PARAMS);
+	ck_assert_int_eq(tsm__beacon_open(&bc, "239.1.1.1:0", any),
+	                 TSM_ERR_BAD_PARAMS);
 }
 END_TEST
 
@@ -458,6 +490,7 @@ static Suite *disc_suite(void)
 	tcase_add_test(codec, adv_round_trip);
 	tcase_add_test(codec, adv_refusals);
 	tcase_add_test(codec, adv_put_bounds);
+	tcase_add_test(codec, beacon_codec);
 	suite_add_tcase(s, codec);
 	TCase *table = tcase_create("gossip");
 	tcase_add_test(table, gossip_merge);

@@ -191,6 +191,10 @@ typedef struct tsm_ctx_params {
 	                               forgotten; default 30 s (heartbeats
 	                               every third of it) */
 	uint32_t max_peers;         /* nodes remembered; default 1024 */
+	const char *beacon;         /* "GROUP:PORT" (IPv4 multicast): announce
+	                               this node there every 2 s and dial the
+	                               nodes heard (URL only, no topics, TLS
+	                               and policy decide); NULL = off */
 } tsm_ctx_params;
 
 /*
@@ -220,7 +224,7 @@ size_t tsm_ctx_params_size(void);
  * "preauth_per_source", "lane_dscp" (eight comma-separated values, -1 =
  * unmarked: "46,46,34,26,18,10,0,0"), "seed" (appends to connect),
  * "advertise" (appends a URL), "discovery" (0/1), "gossip_interval_ms",
- * "peer_timeout_ms", "max_peers".
+ * "peer_timeout_ms", "max_peers", "beacon" (GROUP:PORT).
  * value is borrowed
  * like every string of tsm_ctx_params: it must live until tsm_ctx_open
  * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value

@@ -33,8 +33,8 @@ TSM_API tsm_err tsm_ctx_params_init(tsm_ctx_params *p)
 	p->progress = TSM_PROGRESS_BLOCKING;
 	p->log_level = TSM_LOG_WARN;
 	memset(p->lane_dscp, -1, sizeof(p->lane_dscp));
-	return TSM_OK;
 	p->discovery = 1;
+	return TSM_OK;
 }
 
 /*
@@ -91,8 +91,9 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 	ctx->p = *p;
 	memset(ctx->p.listen, 0, sizeof(ctx->p.listen));
 	memset(ctx->p.connect, 0, sizeof(ctx->p.connect));
-	ctx->p.name = ctx->p.cert_file = ctx->p.key_file = NULL;
 	memset(ctx->p.advertise, 0, sizeof(ctx->p.advertise)); /* disc.c copies */
+	ctx->p.beacon = NULL;                                  /* disc.c opens */
+	ctx->p.name = ctx->p.cert_file = ctx->p.key_file = NULL;
 	ctx->p.trust_file = ctx->p.policy_file = ctx->p.crl_file = NULL;
 	tsm_ctx_params *q = &ctx->p;
 	if (!q->publish_queue)
@@ -125,13 +126,13 @@ static void ctx_defaults(tsm_ctx *ctx, const tsm_ctx_params *p)
 		q->reauth_before = 60 * TSM_SEC;
 	if (!q->reload_interval)
 		q->reload_interval = TSM_SEC;
-	ctx->aead_alg = p->cipher;
 	if (!q->gossip_interval)
 		q->gossip_interval = 500 * TSM_MSEC;
 	if (!q->peer_timeout)
 		q->peer_timeout = 30 * TSM_SEC;
 	if (!q->max_peers)
 		q->max_peers = 1024;
+	ctx->aead_alg = p->cipher;
 	snprintf(ctx->name, sizeof(ctx->name), "%s", p->name ? p->name : "tsm");
 	ctx->insecure = p->insecure;
 	ctx->busy = p->progress == TSM_PROGRESS_BUSY_POLL;
@@ -300,8 +301,6 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 		free(ctx);
 		return tsm__err_set(e, "%s", why);
 	}
-	if (ctx->insecure) {
-		tsm__stat_set(&ctx->stats, ST_INSECURE, 1);
 	ctx->disc_ops = &tsm__disc_gossip_ops;
 	if ((e = ctx->disc_ops->open(ctx, p, &ctx->disc)) != TSM_OK) {
 		char why[512];
@@ -313,13 +312,15 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 		free(ctx);
 		return tsm__err_set(e, "%s", why);
 	}
+	if (ctx->insecure) {
+		tsm__stat_set(&ctx->stats, ST_INSECURE, 1);
 		tsm__log(ctx, TSM_LOG_WARN, "INSECURE mode: no authentication, no "
 		         "encryption (explicitly requested)");
 	}
 	if (pthread_create(&ctx->thread, NULL, ctx_main, ctx) != 0) {
+		ctx->disc_ops->close(ctx->disc);
 		ctx->io_ops->fini(ctx->io);
 		ctx_rings_fini(ctx);
-		ctx->disc_ops->close(ctx->disc);
 		tsm__cred_close(ctx);
 		tsm__ts_free(ctx);
 		free(ctx);
@@ -454,8 +455,6 @@ TSM_API tsm_err tsm_ctx_wait_peers(tsm_ctx *ctx, unsigned n, tsm_duration timeou
 	return e;
 }
 
-TSM_API const char *tsm_ctx_transport(const tsm_ctx *ctx)
-{
 TSM_API tsm_err tsm_ctx_peers(tsm_ctx *ctx, tsm_peer_info *out, size_t max,
                               size_t *n)
 {
@@ -468,6 +467,8 @@ TSM_API tsm_err tsm_ctx_peers(tsm_ctx *ctx, tsm_peer_info *out, size_t max,
 	return e;
 }
 
+TSM_API const char *tsm_ctx_transport(const tsm_ctx *ctx)
+{
 	if (ctx && ctx->family == 2)
 		return ctx->transport_name; /* "ofi:tcp;ofi_rxm", as granted */
 	return ctx && ctx->io_ops ? ctx->io_ops->name : "none";
@@ -484,9 +485,9 @@ static void ctx_drain(tsm_ctx *ctx)
 		for (tsm__session *s = ctx->sessions; s && idle; s = s->next)
 			idle = !tsm__session_up(s) || tsm__session_tx_idle(s);
 	}
+	ctx->disc_ops->leave(ctx->disc); /* before CLOSE: peers forget us */
 	for (tsm__session *s = ctx->sessions; s; s = s->next) {
 		if (!tsm__session_up(s))
-	ctx->disc_ops->leave(ctx->disc); /* before CLOSE: peers forget us */
 			continue;
 		uint8_t body[8] = {0};
 		tsm__st32(body, (uint32_t)TSM_ECLOSED);
@@ -542,9 +543,9 @@ static void ctx_free(tsm_ctx *ctx)
 		}
 	}
 	free(ctx->route_by_id);
+	ctx->disc_ops->close(ctx->disc);
 	ctx->io_ops->fini(ctx->io);
 	ctx_rings_fini(ctx);
-	ctx->disc_ops->close(ctx->disc);
 	tsm__cred_close(ctx);
 	tsm__ts_free(ctx);
 	free(ctx);

@@ -638,12 +638,12 @@ void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s)
 	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) established", s->peer_addr,
 	         s->peer_name);
 	loop_send_subs(ctx, s);
+	if (ctx->disc)
+		ctx->disc_ops->session_up(ctx->disc, s);
 	tsm__ctx_routes_dirty(ctx);
 	pthread_mutex_lock(&ctx->mu);
 	ctx->nestablished++;
 	tsm__stat_set(&ctx->stats, ST_SESSIONS, ctx->nestablished);
-	if (ctx->disc)
-		ctx->disc_ops->session_up(ctx->disc, s);
 	pthread_cond_broadcast(&ctx->cv);
 	pthread_mutex_unlock(&ctx->mu);
 	tsm__session_pump(s);
@@ -753,19 +753,19 @@ static void loop_adopt(tsm_ctx *ctx, int fd)
 
 static void loop_cmd(tsm_ctx *ctx, tsm__cmd *c)
 {
-	switch (c->kind) {
-	case CMD_LISTEN:
-		c->result = loop_listen(ctx, c);
-		if (c->result)
 	if (ctx->disc && c->kind != CMD_ADOPT_FD && c->kind != CMD_PEERS &&
 	    c->kind != CMD_DIAL)
 		ctx->disc_ops->local_changed(ctx->disc); /* its adverts may change */
-			snprintf(c->bound, sizeof(c->bound), "%s", tsm_err_detail());
+	switch (c->kind) {
 	case CMD_PEERS: {
 		struct tsm__peers_req *q = c->obj;
 		q->n = ctx->disc_ops->peers(ctx->disc, q->out, q->max);
 		break;
 	}
+	case CMD_LISTEN:
+		c->result = loop_listen(ctx, c);
+		if (c->result)
+			snprintf(c->bound, sizeof(c->bound), "%s", tsm_err_detail());
 		break;
 	case CMD_DIAL:
 		c->result = loop_add_dialer(ctx, c);
@@ -854,12 +854,12 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	for (tsm__session *s = ctx->sessions; s; s = s->next)
 		next = TSM_MIN(next, tsm__session_tick(s, now));
 	next = TSM_MIN(next, tsm__cred_tick(ctx, now));
+	if (ctx->disc)
+		next = TSM_MIN(next, ctx->disc_ops->tick(ctx->disc, now));
 	loop_dialers(ctx, now);
 	for (tsm__listener *l = ctx->listeners; l; l = l->next) {
 		if (l->lst.paused && now >= l->lst.resume_at)
 			ctx->io_ops->listen(ctx->io, &l->lst);
-	if (ctx->disc)
-		next = TSM_MIN(next, ctx->disc_ops->tick(ctx->disc, now));
 		else if (l->lst.paused)
 			next = TSM_MIN(next, l->lst.resume_at);
 	}

@@ -102,6 +102,8 @@ static tsm_err params_str(tsm_ctx_params *p, const char *k, const char *v,
 		slot = &p->policy_file;
 	else if (strcmp(k, "crl_file") == 0)
 		slot = &p->crl_file;
+	else if (strcmp(k, "beacon") == 0)
+		slot = &p->beacon;
 	*found = slot != NULL;
 	if (slot)
 		*slot = v;

@@ -87,7 +87,10 @@
 	X(ST_DISC_FULL, "discovery.table_full")                             \
 	X(ST_DISC_EXPIRED, "discovery.expired")                             \
 	X(ST_DISC_LEFT, "discovery.left")                                   \
-	X(ST_DISC_DIALS, "discovery.dials")
+	X(ST_DISC_DIALS, "discovery.dials")                                 \
+	X(ST_DISC_BEACON_TX, "discovery.beacons_sent")                      \
+	X(ST_DISC_BEACON_RX, "discovery.beacons_received")                  \
+	X(ST_DISC_BEACON_BAD, "discovery.beacons_invalid")
 
 enum tsm__stat {
 #define X(e, n) e,
