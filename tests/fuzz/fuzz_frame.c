@@ -96,7 +96,7 @@ static void fuzz_reason(const uint8_t *b, size_t n)
 static void fuzz_ctrl(const uint8_t *b, size_t n)
 {
 	tsm__ctrl c;
-	uint8_t out[512];
+	static uint8_t out[512 + TSM_WIRE_ADVERT_MAX];
 	tsm__wbuf w;
 	tsm_err e = tsm__ctrl_decode(b, n, &c);
 	if (e != TSM_OK)
@@ -106,13 +106,18 @@ static void fuzz_ctrl(const uint8_t *b, size_t n)
 	FUZZ_CHECK(c.str_len <= TSM_TOPIC_MAX, "CTRL str_len %u", c.str_len);
 	FUZZ_CHECK(inside(c.str, c.str_len, b, n), "CTRL str outside");
 	/* §8: which fields each type uses. */
-	bool wants_str = c.type <= TSM_C_TOPIC;
+	bool wants_str = c.type <= TSM_C_TOPIC || c.type == TSM_C_RESUME;
 	FUZZ_CHECK((c.str_len > 0) == wants_str, "CTRL %u str_len %u", c.type,
 	           c.str_len);
 	FUZZ_CHECK((c.id != 0) == (c.type == TSM_C_TOPIC), "CTRL %u id %u",
 	           c.type, c.id);
-	FUZZ_CHECK(c.value == 0 || c.type >= TSM_C_PING, "CTRL %u value",
-	           c.type);
+	FUZZ_CHECK(c.value == 0 || (c.type >= TSM_C_PING && c.type != TSM_C_ADVERT),
+	           "CTRL %u value", c.type);
+	/* §12: only ADVERT carries records after str, inside the input. */
+	FUZZ_CHECK((c.blob_len > 0) == (c.type == TSM_C_ADVERT) &&
+	                   c.blob_len <= TSM_WIRE_ADVERT_MAX &&
+	                   inside(c.blob, c.blob_len, b, n),
+	           "CTRL %u blob_len %u", c.type, c.blob_len);
 	tsm__wbuf_init(&w, out, sizeof(out));
 	tsm__ctrl_encode(&c, &w);
 	check_same(&w, b, n, "CTRL");

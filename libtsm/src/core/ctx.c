@@ -17,6 +17,7 @@
 #include "transport/ofi/ofi.h"
 #include "core/tstats.h"
 tsm_err tsm__ts_init(tsm_ctx *ctx);
+#include "session/resume.h"
 #include "session/session.h"
 #include "transport/tcp/tcp.h"
 
@@ -543,6 +544,7 @@ static void ctx_free(tsm_ctx *ctx)
 		}
 	}
 	free(ctx->route_by_id);
+	tsm__rsm_ctx_free(ctx); /* what still waits for a peer: PEER_LOST */
 	ctx->disc_ops->close(ctx->disc);
 	ctx->io_ops->fini(ctx->io);
 	ctx_rings_fini(ctx);

@@ -264,6 +264,9 @@ struct tsm_ctx {
 	tsm_time badframe_log_at;  /* [P] last "bad frame" log line */
 	uint64_t dial_gen;         /* [P] generation of our latest dial */
 
+	/* Reliable delivery across lost sessions (session/resume.c). [P] */
+	struct tsm__rsm_ctx *rsm;
+
 	/* Discovery plane (brokerless/disc.h); [P] after open. */
 	const struct tsm__disc_ops *disc_ops;
 	struct tsm__disc *disc;

@@ -24,6 +24,7 @@
 #include "pubsub/topic.h"
 #include "security/policy.h"
 #include "session/secure.h"
+#include "session/resume.h"
 #include "session/session.h"
 #include "transport/ofi/ofi.h"
 #include "transport/tcp/tcp.h"
@@ -506,7 +507,8 @@ static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
 			else
 				tsm__session_enqueue(r->sess[i], m);
 		}
-	} else {
+		tsm__rsm_route(ctx, m); /* and to subscribers away for now */
+	} else if (tsm__rsm_route(ctx, m) == 0) {
 		tsm__stat_add(&ctx->stats, ST_PUB_NO_SUB, 1);
 		if (m->nlocal == 0) /* reached nobody at all */
 			tsm__outcome(ctx, m->topic, m->prio, m->id, TSM_ERR_NO_SUBSCRIBER,
@@ -638,6 +640,7 @@ void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s)
 	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) established", s->peer_addr,
 	         s->peer_name);
 	loop_send_subs(ctx, s);
+	tsm__rsm_session_up(s);
 	if (ctx->disc)
 		ctx->disc_ops->session_up(ctx->disc, s);
 	tsm__ctx_routes_dirty(ctx);
@@ -856,6 +859,7 @@ static tsm_time loop_timers(tsm_ctx *ctx, tsm_time now)
 	next = TSM_MIN(next, tsm__cred_tick(ctx, now));
 	if (ctx->disc)
 		next = TSM_MIN(next, ctx->disc_ops->tick(ctx->disc, now));
+	next = TSM_MIN(next, tsm__rsm_ctx_tick(ctx, now));
 	loop_dialers(ctx, now);
 	for (tsm__listener *l = ctx->listeners; l; l = l->next) {
 		if (l->lst.paused && now >= l->lst.resume_at)

@@ -90,7 +90,11 @@
 	X(ST_DISC_DIALS, "discovery.dials")                                 \
 	X(ST_DISC_BEACON_TX, "discovery.beacons_sent")                      \
 	X(ST_DISC_BEACON_RX, "discovery.beacons_received")                  \
-	X(ST_DISC_BEACON_BAD, "discovery.beacons_invalid")
+	X(ST_DISC_BEACON_BAD, "discovery.beacons_invalid")                  \
+	X(ST_RSM_ORPHANED, "resume.sessions_lost")                          \
+	X(ST_RSM_KEPT, "resume.kept")                                       \
+	X(ST_RSM_REPLAYED, "resume.replayed")                               \
+	X(ST_RSM_UNPROTECTED, "resume.unprotected")
 
 enum tsm__stat {
 #define X(e, n) e,

@@ -16,6 +16,7 @@
 #include "core/audit.h"
 #include "core/tstats.h"
 #include "session/secure.h"
+#include "session/resume.h"
 #include "session/session.h"
 #include "wire/meta.h"
 
@@ -129,6 +130,8 @@ static void rx_parse(tsm__session *s)
 		}
 		if (tsm__frame_sequenced(h.type) && !rx_seq_ok(s, &h))
 			return;
+		if (h.type == TSM_F_DATA)
+			tsm__rsm_rx_frame(s, h.lane); /* ACKs (resume.c) */
 		if (!tsm__session_on_frame(s, &h, body))
 			return;
 	}

@@ -14,6 +14,7 @@
 #include "pubsub/topic.h"
 #include "session/secure.h"
 #include "session/session.h"
+#include "session/resume.h"
 #include "brokerless/disc.h"
 #include "wire/cursor.h"
 
@@ -384,6 +385,10 @@ static tsm_err sess_on_ctrl(tsm__session *s, const uint8_t *b, size_t n)
 		return TSM_OK;
 	case TSM_C_TOPIC:
 		return sess_on_topic(s, &c);
+	case TSM_C_ACK:
+		return tsm__rsm_on_ack(s, c.value);
+	case TSM_C_RESUME:
+		return tsm__rsm_on_resume(s, c.value, c.str, c.str_len);
 	case TSM_C_ADVERT:
 		return s->ctx->disc ? s->ctx->disc_ops->on_advert(s->ctx->disc, s,
 		                                                  c.blob, c.blob_len)
@@ -466,6 +471,7 @@ void tsm__session_close(tsm__session *s, tsm_err reason)
 	if (s->state == SS_CLOSED)
 		return;
 	bool was_up = tsm__session_up(s);
+	tsm__rsm_closing(s, s->close_reason ? s->close_reason : reason);
 	s->state = SS_CLOSED;
 	sess_unlink_succession(s);
 	if (!s->close_reason)
@@ -543,6 +549,7 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 		tsm_time next = tsm__session_rx_expire(s, now);
 		next = TSM_MIN(next, tsm__session_rx_unpark(s, now));
 		next = TSM_MIN(next, tsm__session_tx_expire(s, now));
+		next = TSM_MIN(next, tsm__rsm_tick(s, now));
 		return TSM_MIN(next, now + s->ctx->p.session_timeout /
 		                              (2 * TSM_KEEPALIVE_DIV));
 	}
@@ -563,6 +570,7 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 
 void tsm__session_free(tsm__session *s)
 {
+	tsm__rsm_session_free(s);
 	tsm__sec_free(s);
 	for (uint32_t i = 0; i < s->nrtopics; i++) {
 		tsm__topic_unref(s->rtopics[i].topic);

@@ -104,6 +104,9 @@ struct tsm__session {
 	uint64_t adv_cursor;      /* discovery: gossip sent up to this stamp */
 	tsm_time adv_window;      /* discovery: rate-limit window start */
 	uint32_t adv_frames;      /* ADVERT frames received in that window */
+	struct tsm__rsm_sess *rsm; /* resume.c: unacknowledged, ACK state */
+	struct rsm_orphan *rsm_orphan; /* resume.c: during close only */
+	bool rsm_hold;            /* resume.c: new messages wait for RESUME */
 
 	/* rx */
 	tsm__buf *rxb;            /* current receive block */

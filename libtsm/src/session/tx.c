@@ -18,6 +18,7 @@
 #include "core/tstats.h"
 #include "pubsub/topic.h"
 #include "session/secure.h"
+#include "session/resume.h"
 #include "session/session.h"
 
 struct txb {            /* one send being built */
@@ -130,6 +131,8 @@ void tsm__lane_insert_edf(tsm__lane *l, tsm__txq *q)
 
 void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
 {
+	if (s->rsm_hold && m->reliability == TSM_RELIABLE)
+		return; /* resume.c holds it until the peer's RESUME */
 	if (!tx_declared(s, m->topic->id) && tx_declare(s, m->topic) != TSM_OK) {
 		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
 		return;
@@ -204,9 +207,13 @@ static bool tx_expire_head(tsm__session *s, tsm__lane *l, tsm_time now)
 	return l->head != NULL;
 }
 
-static void tx_pop(tsm__session *s, tsm__lane *l)
+/* seq: the sequence number of the message's last frame (resume.c keeps
+ * reliable messages until the peer has read it); UINT64_MAX: none. */
+static void tx_pop(tsm__session *s, tsm__lane *l, uint64_t seq)
 {
 	tsm__txq *q = l->head;
+	if (seq != UINT64_MAX)
+		tsm__rsm_sent(s, (unsigned)(l - s->lanes), seq, q->m);
 	l->head = q->next;
 	if (!l->head)
 		l->tail = NULL;
@@ -362,7 +369,7 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 			budget = r.budget_us;
 		body += tx_record(b, &r, m->meta, m->payload, inl);
 		tsm__stat_add(&s->ctx->stats, ST_TX_MSGS, 1);
-		tx_pop(s, l);
+		tx_pop(s, l, l->tx_seq); /* the frame being built gets tx_seq */
 	}
 	if (body == 0) { /* everything expired: take the header back */
 		tx_frame_rollback(b);
@@ -389,7 +396,7 @@ static bool tx_abort(struct txb *b, int li, tsm_time now)
 	tx_frame_end(b, hdr, (uint8_t)li, TSM_FF_FRAGMENT, r.topic_id, 0, body);
 	tsm__drop_omsg(s->ctx, q->m, TSM_ERR_DEADLINE_EXPIRED, TSM_AT_SEND_QUEUE);
 	(void)now;
-	tx_pop(s, &s->lanes[li]);
+	tx_pop(s, &s->lanes[li], UINT64_MAX); /* expired: nothing to keep */
 	return true;
 }
 
@@ -423,7 +430,7 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 	q->frag_index++;
 	if (last) {
 		tsm__stat_add(&s->ctx->stats, ST_TX_MSGS, 1);
-		tx_pop(s, l);
+		tx_pop(s, l, l->tx_seq - 1); /* tx_frame_end took it */
 	}
 	return true;
 }
@@ -652,7 +659,9 @@ void tsm__session_tx_purge(tsm__session *s)
 		while (l->head) {
 			tsm__txq *q = l->head;
 			l->head = q->next;
-			tsm__drop_omsg(s->ctx, q->m, TSM_ERR_PEER_LOST, TSM_AT_SEND_QUEUE);
+			if (!tsm__rsm_keep(s, q->m)) /* kept for the peer's return */
+				tsm__drop_omsg(s->ctx, q->m, TSM_ERR_PEER_LOST,
+				               TSM_AT_SEND_QUEUE);
 			tsm__omsg_unref(q->m);
 			free(q);
 		}

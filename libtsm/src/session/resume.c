@@ -1,0 +1,508 @@
+/*
+ * session/resume.c - reliable delivery across a lost session (resume.h).
+ */
+#include "session/resume.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tstats.h"
+#include "pubsub/topic.h"
+#include "security/policy.h"
+#include "session/secure.h"
+#include "wire/cursor.h"
+
+/* ---- state -------------------------------------------------------------- */
+
+struct rsm_ent {
+	uint64_t session_id;  /* session whose sequence numbers seq counts */
+	uint64_t seq;         /* its last frame; UINT64_MAX: never framed */
+	uint8_t lane;
+	tsm__omsg *m;         /* reference */
+};
+
+struct rsm_fifo {
+	struct rsm_ent *e;
+	uint32_t head, n, cap;
+};
+
+/* Per session: sent, not yet acknowledged; what to acknowledge. */
+struct tsm__rsm_sess {
+	struct rsm_fifo unacked[TSM_WIRE_LANES];
+	uint64_t unacked_bytes;
+	uint64_t acked[TSM_WIRE_LANES];     /* receiver: last rx_seq ACKed */
+	uint32_t since_ack[TSM_WIRE_LANES];
+	tsm_time first_unacked;             /* receiver: oldest unACKed read */
+	bool resume_seen;                   /* the peer's RESUME arrived */
+};
+
+/* Per absent peer node: what waits for it to come back. */
+struct rsm_orphan {
+	uint64_t node_id;
+	char *peer_id;                      /* identity, for grant checks */
+	char **patterns;                    /* its subscriptions */
+	uint32_t npatterns;
+	struct rsm_fifo q;                  /* in send order */
+	uint64_t bytes;
+	tsm_time expires;
+	struct rsm_orphan *next;
+};
+
+/* Per peer node whose session we lost: how far we had read it. */
+struct rsm_rx {
+	uint64_t node_id, session_id;
+	uint64_t rx_seq[TSM_WIRE_LANES];
+	tsm_time expires;
+	struct rsm_rx *next;
+};
+
+struct tsm__rsm_ctx {
+	struct rsm_orphan *orphans;
+	struct rsm_rx *rx;
+};
+
+static struct tsm__rsm_ctx *rsm_ctx(tsm_ctx *ctx)
+{
+	if (!ctx->rsm)
+		ctx->rsm = calloc(1, sizeof(*ctx->rsm));
+	return ctx->rsm;
+}
+
+static struct tsm__rsm_sess *rsm_sess(tsm__session *s)
+{
+	if (!s->rsm)
+		s->rsm = calloc(1, sizeof(*s->rsm));
+	return s->rsm;
+}
+
+static bool fifo_push(struct rsm_fifo *f, struct rsm_ent e)
+{
+	if (f->n == f->cap) {
+		uint32_t cap = f->cap ? f->cap * 2 : 64;
+		struct rsm_ent *v = malloc(cap * sizeof(*v));
+		if (!v)
+			return false;
+		for (uint32_t i = 0; i < f->n; i++)
+			v[i] = f->e[(f->head + i) % f->cap];
+		free(f->e);
+		f->e = v;
+		f->head = 0;
+		f->cap = cap;
+	}
+	f->e[(f->head + f->n++) % f->cap] = e;
+	return true;
+}
+
+static struct rsm_ent *fifo_front(struct rsm_fifo *f)
+{
+	return f->n ? &f->e[f->head] : NULL;
+}
+
+static void fifo_pop(struct rsm_fifo *f)
+{
+	f->head = (f->head + 1) % f->cap;
+	f->n--;
+}
+
+/* ---- sender: unacknowledged messages ------------------------------------ */
+
+void tsm__rsm_sent(tsm__session *s, unsigned lane, uint64_t seq, tsm__omsg *m)
+{
+	struct tsm__rsm_sess *r;
+	if (m->reliability != TSM_RELIABLE || !(r = rsm_sess(s)))
+		return;
+	struct rsm_fifo *f = &r->unacked[lane];
+	/* A peer that never acknowledges cannot make us hold more than the
+	 * session's queue budget: the oldest lose their protection (counted:
+	 * if this session is then lost, they are not replayed). */
+	while (r->unacked_bytes + m->len > s->ctx->p.session_queue_bytes && f->n) {
+		struct rsm_ent *e = fifo_front(f);
+		r->unacked_bytes -= e->m->len;
+		tsm__omsg_unref(e->m);
+		fifo_pop(f);
+		tsm__stat_add(&s->ctx->stats, ST_RSM_UNPROTECTED, 1);
+	}
+	if (fifo_push(f, (struct rsm_ent){s->session_id, seq, (uint8_t)lane,
+	                                  tsm__omsg_ref(m)}))
+		r->unacked_bytes += m->len;
+	else
+		tsm__omsg_unref(m);
+}
+
+tsm_err tsm__rsm_on_ack(tsm__session *s, uint64_t value)
+{
+	unsigned lane = (unsigned)(value >> 56);
+	uint64_t next = value & ((1ull << 56) - 1);
+	if (lane >= TSM_WIRE_LANES || next > s->lanes[lane].tx_seq)
+		return tsm__err_set(TSM_ERR_BAD_FIELD, "ACK lane %u seq %llu beyond "
+		                    "what was sent (%llu)", lane,
+		                    (unsigned long long)next,
+		                    (unsigned long long)s->lanes[lane].tx_seq);
+	struct tsm__rsm_sess *r = s->rsm;
+	struct rsm_ent *e;
+	while (r && (e = fifo_front(&r->unacked[lane])) && e->seq < next) {
+		r->unacked_bytes -= e->m->len;
+		tsm__omsg_unref(e->m);
+		fifo_pop(&r->unacked[lane]);
+	}
+	return TSM_OK;
+}
+
+/* ---- receiver: acknowledgements ----------------------------------------- */
+
+static void rsm_send_ack(tsm__session *s, unsigned lane)
+{
+	struct tsm__rsm_sess *r = s->rsm;
+	uint64_t next = s->lanes[lane].rx_seq;
+	tsm__ctrl c = {.type = TSM_C_ACK,
+	               .value = ((uint64_t)lane << 56) | (next & ((1ull << 56) - 1))};
+	if (tsm__session_send_ctrl(s, &c) == TSM_OK) {
+		r->acked[lane] = next;
+		r->since_ack[lane] = 0;
+	}
+}
+
+void tsm__rsm_rx_frame(tsm__session *s, unsigned lane)
+{
+	struct tsm__rsm_sess *r = rsm_sess(s);
+	if (!r || lane >= TSM_WIRE_LANES)
+		return;
+	if (!r->first_unacked)
+		r->first_unacked = tsm__now();
+	if (++r->since_ack[lane] >= TSM_RSM_ACK_FRAMES)
+		rsm_send_ack(s, lane);
+}
+
+tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now)
+{
+	struct tsm__rsm_sess *r = s->rsm;
+	if (!r || !r->first_unacked || !tsm__session_up(s))
+		return TSM_NEVER;
+	if (now - r->first_unacked < TSM_RSM_ACK_EVERY)
+		return r->first_unacked + TSM_RSM_ACK_EVERY;
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
+		if (s->lanes[i].rx_seq != r->acked[i])
+			rsm_send_ack(s, i);
+	r->first_unacked = 0;
+	tsm__session_pump(s);
+	return TSM_NEVER;
+}
+
+/* ---- loss: orphans and read positions ----------------------------------- */
+
+static struct rsm_orphan *rsm_orphan_find(tsm_ctx *ctx, uint64_t node_id)
+{
+	for (struct rsm_orphan *o = ctx->rsm ? ctx->rsm->orphans : NULL; o;
+	     o = o->next)
+		if (o->node_id == node_id)
+			return o;
+	return NULL;
+}
+
+static void rsm_orphan_drop_front(tsm_ctx *ctx, struct rsm_orphan *o,
+                                  tsm_err why)
+{
+	struct rsm_ent *e = fifo_front(&o->q);
+	o->bytes -= e->m->len;
+	tsm__drop_omsg(ctx, e->m, why, TSM_AT_SEND_QUEUE);
+	tsm__omsg_unref(e->m);
+	fifo_pop(&o->q);
+}
+
+/* Appends (ownership of one reference passes); QUEUE_FULL beyond budget. */
+static void rsm_orphan_add(tsm_ctx *ctx, struct rsm_orphan *o,
+                           struct rsm_ent e)
+{
+	while (o->bytes + e.m->len > ctx->p.session_queue_bytes && o->q.n)
+		rsm_orphan_drop_front(ctx, o, TSM_ERR_QUEUE_FULL);
+	if (!fifo_push(&o->q, e)) {
+		tsm__drop_omsg(ctx, e.m, TSM_ERR_PEER_LOST, TSM_AT_SEND_QUEUE);
+		tsm__omsg_unref(e.m);
+		return;
+	}
+	o->bytes += e.m->len;
+	tsm__stat_add(&ctx->stats, ST_RSM_KEPT, 1);
+}
+
+static void rsm_orphan_free(tsm_ctx *ctx, struct rsm_orphan *o, tsm_err why)
+{
+	while (o->q.n)
+		rsm_orphan_drop_front(ctx, o, why);
+	for (uint32_t i = 0; i < o->npatterns; i++)
+		free(o->patterns[i]);
+	free(o->patterns);
+	free(o->q.e);
+	free(o->peer_id);
+	free(o);
+}
+
+static struct rsm_orphan *rsm_orphan_new(tsm__session *s)
+{
+	tsm_ctx *ctx = s->ctx;
+	struct tsm__rsm_ctx *c = rsm_ctx(ctx);
+	struct rsm_orphan *o = c ? calloc(1, sizeof(*o)) : NULL;
+	if (!o)
+		return NULL;
+	o->node_id = s->peer_node_id;
+	o->peer_id = strdup(ctx->insecure ? "" : tsm__sec_peer_id(s));
+	o->patterns = calloc(s->npatterns ? s->npatterns : 1, sizeof(char *));
+	for (uint32_t i = 0; o->patterns && i < s->npatterns; i++)
+		if ((o->patterns[o->npatterns] = strdup(s->patterns[i] + 1)))
+			o->npatterns++;
+	o->expires = tsm__now() + ctx->p.peer_timeout;
+	o->next = c->orphans;
+	c->orphans = o;
+	return o;
+}
+
+static void rsm_remember_rx(tsm__session *s)
+{
+	struct tsm__rsm_ctx *c = rsm_ctx(s->ctx);
+	struct rsm_rx *x = c ? calloc(1, sizeof(*x)) : NULL;
+	if (!x)
+		return;
+	for (struct rsm_rx **pp = &c->rx; *pp; pp = &(*pp)->next) {
+		if ((*pp)->node_id == s->peer_node_id) { /* the newest counts */
+			struct rsm_rx *old = *pp;
+			*pp = old->next;
+			free(old);
+			break;
+		}
+	}
+	x->node_id = s->peer_node_id;
+	x->session_id = s->session_id;
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
+		x->rx_seq[i] = s->lanes[i].rx_seq;
+	x->expires = tsm__now() + s->ctx->p.peer_timeout;
+	x->next = c->rx;
+	c->rx = x;
+}
+
+/* A loss, as opposed to a close either side asked for or a refusal. */
+static bool rsm_is_loss(tsm_err reason)
+{
+	return reason == TSM_ERR_PEER_LOST ||
+	       tsm_err_class(reason) == TSM_ETRANSPORT;
+}
+
+void tsm__rsm_closing(tsm__session *s, tsm_err reason)
+{
+	struct tsm__rsm_sess *r = s->rsm;
+	s->rsm_orphan = NULL;
+	if (!tsm__session_up(s) && !s->retiring)
+		return; /* never established: nothing was sent or read */
+	if (!rsm_is_loss(reason) || !s->peer_node_id ||
+	    atomic_load(&s->ctx->stopping))
+		return;
+	rsm_remember_rx(s);
+	struct rsm_orphan *o = rsm_orphan_find(s->ctx, s->peer_node_id);
+	if (!o && !(o = rsm_orphan_new(s)))
+		return;
+	o->expires = tsm__now() + s->ctx->p.peer_timeout;
+	s->rsm_orphan = o;
+	/* Unacknowledged messages first, lane by lane in sequence order; the
+	 * lanes' relative order does not matter (each lane is ordered). */
+	for (unsigned l = 0; r && l < TSM_WIRE_LANES; l++) {
+		struct rsm_ent *e;
+		while ((e = fifo_front(&r->unacked[l]))) {
+			r->unacked_bytes -= e->m->len;
+			rsm_orphan_add(s->ctx, o, *e); /* the reference moves */
+			fifo_pop(&r->unacked[l]);
+		}
+	}
+	tsm__stat_add(&s->ctx->stats, ST_RSM_ORPHANED, 1);
+	tsm__log(s->ctx, TSM_LOG_INFO, "session %s (%s) lost: %u reliable "
+	         "message(s) kept for its return", s->peer_addr, s->peer_name,
+	         o->q.n);
+}
+
+bool tsm__rsm_keep(tsm__session *s, tsm__omsg *m)
+{
+	struct rsm_orphan *o = s->rsm_orphan;
+	if (!o || m->reliability != TSM_RELIABLE)
+		return false;
+	rsm_orphan_add(s->ctx, o,
+	               (struct rsm_ent){0, UINT64_MAX, m->prio, tsm__omsg_ref(m)});
+	return true;
+}
+
+void tsm__rsm_session_free(tsm__session *s)
+{
+	struct tsm__rsm_sess *r = s->rsm;
+	if (!r)
+		return;
+	for (unsigned l = 0; l < TSM_WIRE_LANES; l++) {
+		struct rsm_ent *e;
+		while ((e = fifo_front(&r->unacked[l]))) {
+			tsm__omsg_unref(e->m);
+			fifo_pop(&r->unacked[l]);
+		}
+		free(r->unacked[l].e);
+	}
+	free(r);
+	s->rsm = NULL;
+}
+
+/* ---- return ------------------------------------------------------------- */
+
+void tsm__rsm_session_up(tsm__session *s)
+{
+	uint8_t seqs[8 * TSM_WIRE_LANES] = {0};
+	uint64_t old = 0;
+	struct tsm__rsm_ctx *c = s->ctx->rsm;
+	for (struct rsm_rx **pp = c ? &c->rx : NULL; pp && *pp; pp = &(*pp)->next) {
+		struct rsm_rx *x = *pp;
+		if (x->node_id != s->peer_node_id)
+			continue;
+		old = x->session_id;
+		for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
+			tsm__st64(seqs + 8 * i, x->rx_seq[i]);
+		*pp = x->next;
+		free(x);
+		break;
+	}
+	/* New reliable messages for this node wait in its orphan, behind the
+	 * ones kept, until the peer's RESUME says what it has read. */
+	s->rsm_hold = rsm_orphan_find(s->ctx, s->peer_node_id) != NULL;
+	/* Always sent: the peer may hold an orphan for us and waits for it. */
+	tsm__ctrl r = {.type = TSM_C_RESUME, .value = old, .str = seqs,
+	               .str_len = sizeof(seqs)};
+	tsm__session_send_ctrl(s, &r);
+}
+
+tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t old_id,
+                           const uint8_t *seqs, size_t len)
+{
+	tsm_ctx *ctx = s->ctx;
+	struct tsm__rsm_sess *r = rsm_sess(s);
+	if (len != 8 * TSM_WIRE_LANES)
+		return tsm__err_set(TSM_ERR_BAD_LENGTH, "RESUME: %zu bytes, want %d",
+		                    len, 8 * TSM_WIRE_LANES);
+	if (r && r->resume_seen)
+		return tsm__err_set(TSM_ERR_OUT_OF_STATE, "RESUME twice");
+	if (r)
+		r->resume_seen = true;
+	struct rsm_orphan *o = rsm_orphan_find(ctx, s->peer_node_id);
+	s->rsm_hold = false;
+	if (!o)
+		return TSM_OK;
+	for (struct rsm_orphan **pp = &ctx->rsm->orphans; *pp; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	uint64_t replayed = 0, skipped = 0;
+	tsm_time now = tsm__now();
+	struct rsm_ent *e;
+	while ((e = fifo_front(&o->q))) {
+		bool read = old_id && e->session_id == old_id && e->lane < TSM_WIRE_LANES &&
+		            e->seq < tsm__le64(seqs + 8 * e->lane);
+		o->bytes -= e->m->len;
+		if (read)
+			skipped++; /* the peer has it: done */
+		else if (e->m->deadline <= now)
+			tsm__drop_omsg(ctx, e->m, TSM_ERR_DEADLINE_EXPIRED,
+			               TSM_AT_SEND_QUEUE);
+		else {
+			tsm__session_enqueue(s, e->m);
+			replayed++;
+		}
+		tsm__omsg_unref(e->m);
+		fifo_pop(&o->q);
+	}
+	tsm__stat_add(&ctx->stats, ST_RSM_REPLAYED, replayed);
+	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) resumed: %llu message(s) "
+	         "sent again, %llu already read", s->peer_addr, s->peer_name,
+	         (unsigned long long)replayed, (unsigned long long)skipped);
+	rsm_orphan_free(ctx, o, TSM_ERR_PEER_LOST);
+	tsm__session_pump(s);
+	return TSM_OK;
+}
+
+/* ---- context ------------------------------------------------------------ */
+
+static bool rsm_wants(const struct rsm_orphan *o, const tsm__topic *t)
+{
+	for (uint32_t i = 0; i < o->npatterns; i++)
+		if (tsm__topic_match(o->patterns[i], strlen(o->patterns[i]), t->name,
+		                     t->len))
+			return true;
+	return false;
+}
+
+unsigned tsm__rsm_route(tsm_ctx *ctx, tsm__omsg *m)
+{
+	unsigned n = 0;
+	if (!ctx->rsm || m->reliability != TSM_RELIABLE)
+		return 0;
+	/* An orphan exists while its node is away, or back but not yet
+	 * resumed (its new session holds reliable messages: rsm_hold). */
+	for (struct rsm_orphan *o = ctx->rsm->orphans; o; o = o->next) {
+		if (!rsm_wants(o, m->topic))
+			continue;
+		if (!ctx->insecure) {
+			tsm__grant g = tsm__policy_check(ctx->policy, o->peer_id,
+			                                 TSM_ACT_SUBSCRIBE, m->topic->name);
+			if (!g.allowed || m->prio < g.max_priority || m->len > g.max_bytes)
+				continue;
+		}
+		rsm_orphan_add(ctx, o, (struct rsm_ent){0, UINT64_MAX, m->prio,
+		                                        tsm__omsg_ref(m)});
+		n++;
+	}
+	return n;
+}
+
+tsm_time tsm__rsm_ctx_tick(tsm_ctx *ctx, tsm_time now)
+{
+	struct tsm__rsm_ctx *c = ctx->rsm;
+	tsm_time next = TSM_NEVER;
+	if (!c)
+		return next;
+	for (struct rsm_orphan **pp = &c->orphans; *pp;) {
+		struct rsm_orphan *o = *pp;
+		if (now >= o->expires) {
+			*pp = o->next;
+			for (tsm__session *x = ctx->sessions; x; x = x->next)
+				if (x->peer_node_id == o->node_id)
+					x->rsm_hold = false; /* no RESUME came: go on */
+			tsm__log(ctx, TSM_LOG_INFO, "peer node %016llx did not come back: "
+			         "%u kept message(s) lost", (unsigned long long)o->node_id,
+			         o->q.n);
+			rsm_orphan_free(ctx, o, TSM_ERR_PEER_LOST);
+			continue;
+		}
+		next = TSM_MIN(next, o->expires);
+		pp = &o->next;
+	}
+	for (struct rsm_rx **pp = &c->rx; *pp;) {
+		struct rsm_rx *x = *pp;
+		if (now >= x->expires) {
+			*pp = x->next;
+			free(x);
+			continue;
+		}
+		next = TSM_MIN(next, x->expires);
+		pp = &x->next;
+	}
+	return next;
+}
+
+void tsm__rsm_ctx_free(tsm_ctx *ctx)
+{
+	struct tsm__rsm_ctx *c = ctx->rsm;
+	if (!c)
+		return;
+	while (c->orphans) {
+		struct rsm_orphan *o = c->orphans;
+		c->orphans = o->next;
+		rsm_orphan_free(ctx, o, TSM_ERR_PEER_LOST);
+	}
+	while (c->rx) {
+		struct rsm_rx *x = c->rx;
+		c->rx = x->next;
+		free(x);
+	}
+	free(c);
+	ctx->rsm = NULL;
+}

@@ -1,0 +1,61 @@
+/*
+ * session/resume.h - reliable delivery across a lost session
+ * (docs/design/discovery.md "Partitions", docs/wire.md §8 ACK, RESUME).
+ *
+ * A session that ends by loss (the peer fell silent, the connection
+ * broke) does not take its reliable messages with it:
+ *
+ *  - the sender keeps every reliable message it framed, with the lane and
+ *    sequence number of its last frame, until the receiver's ACK (CTRL 7,
+ *    sent every 64 frames of a lane and at least every 50 ms) covers it;
+ *  - when the session is lost, those unacknowledged messages, the ones
+ *    still queued, and from then on every reliable message the peer's
+ *    subscriptions match, wait in an "orphan" for that peer node (bounded
+ *    by session_queue_bytes, for at most peer_timeout);
+ *  - the receiver remembers how far it had read each lane of the lost
+ *    session; when a new session with the same node comes up it sends
+ *    RESUME (CTRL 8: the old session id and those eight sequence numbers)
+ *    and the sender drops from the orphan what was read, then queues the
+ *    rest on the new session, in order: every unexpired reliable message
+ *    is delivered once.
+ *
+ * Whatever cannot be kept is dropped with its outcome (PEER_LOST when the
+ * node does not come back in time, QUEUE_FULL beyond the byte budget,
+ * DEADLINE_EXPIRED when it expired meanwhile), never silently.
+ * Progress thread only.
+ */
+#ifndef TSM_SESSION_RESUME_H
+#define TSM_SESSION_RESUME_H
+
+#include "session/session.h"
+
+#define TSM_RSM_ACK_FRAMES 64
+#define TSM_RSM_ACK_EVERY (50 * TSM_MSEC)
+
+/* Sender: m's last frame on lane has sequence number seq. */
+void tsm__rsm_sent(tsm__session *s, unsigned lane, uint64_t seq,
+                   tsm__omsg *m);
+/* Receiver: a DATA frame of lane was read; may queue an ACK. */
+void tsm__rsm_rx_frame(tsm__session *s, unsigned lane);
+/* Session timer: ACK what was read; returns when it needs a tick. */
+tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now);
+/* CTRL ACK and RESUME from the peer. */
+tsm_err tsm__rsm_on_ack(tsm__session *s, uint64_t value);
+tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t old_id,
+                           const uint8_t *seqs, size_t len);
+/* s is closing with reason: keep what a loss must not lose. Call before
+ * the queues are purged; then tsm__rsm_keep takes queued messages. */
+void tsm__rsm_closing(tsm__session *s, tsm_err reason);
+bool tsm__rsm_keep(tsm__session *s, tsm__omsg *m);
+/* Frees the session's resume state (unacknowledged references). */
+void tsm__rsm_session_free(tsm__session *s);
+/* A session came up: send RESUME; replay waits for the peer's RESUME. */
+void tsm__rsm_session_up(tsm__session *s);
+
+/* Context: route m to orphans of absent subscribers (returns how many
+ * took it); timers; teardown. */
+unsigned tsm__rsm_route(tsm_ctx *ctx, tsm__omsg *m);
+tsm_time tsm__rsm_ctx_tick(tsm_ctx *ctx, tsm_time now);
+void tsm__rsm_ctx_free(tsm_ctx *ctx);
+
+#endif
