@@ -135,6 +135,20 @@ class PubOpts(ctypes.Structure):
     ]
 
 
+class PeerInfo(ctypes.Structure):
+    """tsm_peer_info (tsm/ctx.h): one node this context knows of."""
+    _fields_ = [
+        ("node_id", ctypes.c_uint64),
+        ("identity", ctypes.c_char * 256),
+        ("state", ctypes.c_char * 16),
+        ("transport", ctypes.c_char * 32),
+        ("url", ctypes.c_char * 128),
+        ("npub", ctypes.c_uint32),
+        ("nsub", ctypes.c_uint32),
+        ("heard_ms", ctypes.c_int64),
+    ]
+
+
 #: tsm_sub_cb: void (*)(void *arg, tsm_msg *msg)
 SUB_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 #: tsm_stats_fn: void (*)(void *arg, const char *name, uint64_t value)
@@ -156,6 +170,8 @@ _BLOCKING = {
     "tsm_ctx_listen": (_err, [_p, _str, _p, _size]),
     "tsm_ctx_dial": (_err, [_p, _str]),
     "tsm_ctx_wait_peers": (_err, [_p, ctypes.c_uint, _i64]),
+    "tsm_ctx_peers": (_err, [_p, ctypes.POINTER(PeerInfo), _size,
+                             ctypes.POINTER(ctypes.c_size_t)]),
     "tsm_stats_foreach": (_err, [_p, STATS_FN, _p]),
     "tsm_pub_open": (_err, [_pp, _p, _str, _p]),
     "tsm_publish": (_err, [_p, _p, _size, ctypes.POINTER(PubOpts)]),

@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 
-from ._lib import STATS_FN, fast, lib
+from ._lib import STATS_FN, PeerInfo, fast, lib
 from ._util import Guard, sliced, tls
 from .errors import StateError, check, codes
 
@@ -59,6 +59,9 @@ class Context:
                  log_level=None, **params):
         items = [("listen", u) for u in _urls(listen)]
         items += [("connect", u) for u in _urls(connect)]
+        items += [("seed", u) for u in _urls(params.pop("seed", None))]
+        items += [("advertise", u)
+                  for u in _urls(params.pop("advertise", None))]
         named = [("insecure", insecure), ("cert_file", cert_file),
                  ("key_file", key_file), ("trust_file", trust_file),
                  ("policy_file", policy_file), ("crl_file", crl_file),
@@ -123,6 +126,22 @@ class Context:
         interrupts it."""
         check(sliced(self._guard,
                      lambda p, t: lib.tsm_ctx_wait_peers(p, n, t), timeout))
+
+    def peers(self, limit=1024):
+        """What discovery knows (docs/design/discovery.md): a list of
+        dicts, this node first ('state': 'self'), then the others with
+        'identity', 'state' ('connected', 'dialing', 'known', 'left'),
+        'transport', 'url', 'npub', 'nsub' and 'heard_ms'."""
+        out = (PeerInfo * limit)()
+        n = ctypes.c_size_t()
+        with self._guard as ptr:
+            check(lib.tsm_ctx_peers(ptr, out, limit, ctypes.byref(n)))
+        return [{"node_id": p.node_id,
+                 "identity": p.identity.decode("utf-8", "replace"),
+                 "state": p.state.decode(), "transport": p.transport.decode(),
+                 "url": p.url.decode("utf-8", "replace"), "npub": p.npub,
+                 "nsub": p.nsub, "heard_ms": p.heard_ms}
+                for p in out[:min(n.value, limit)]]
 
     @property
     def transport(self):
