@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,11 +403,13 @@ static void tx_failed(tsm__io *io, struct ofi_buf *b, int err)
 		          fi_strerror(err));
 }
 
-/* Small messages go by fi_inject (no completion, buffer free at once). */
+/* Small messages go by fi_inject (no completion, buffer free at once),
+ * except CLOSE: it is a connection's last message, and its completion
+ * tells fini that everything sent before it has left (fini_linger). */
 static int peer_post(tsm__io *io, struct ofi_peer *p, struct ofi_buf *b)
 {
 	ssize_t r;
-	if (b->len <= io->inject) {
+	if (b->len <= io->inject && b->type != OFI_T_CLOSE) {
 		r = fi_inject(io->ep, b->data, b->len, p->fa);
 		if (r == 0)
 			tsm__ofi_buf_put(io, b);
@@ -1383,10 +1386,67 @@ tsm_err tsm__ofi_init(tsm__io **out, const tsm__io_cbs *cbs, bool busy,
 	return tsm__ofi_init_tc(out, cbs, busy, provider, FI_TC_UNSPEC);
 }
 
+/* What libfabric still carries for us: posted sends not yet complete,
+ * and messages waiting on FI_EAGAIN. */
+static bool fini_outstanding(const tsm__io *io)
+{
+	for (int i = 0; i < OFI_MAX_PEERS; i++) {
+		const struct ofi_peer *p = &io->peers[i];
+		if (p->used && (p->q_head || p->inflight))
+			return true;
+	}
+	return false;
+}
+
+/* Completions after the context is gone: sends are accounted, received
+ * messages dropped (every connection has ended), no callback runs. */
+static void fini_cq_drain(tsm__io *io)
+{
+	struct fi_cq_msg_entry ent[16];
+	struct fi_cq_err_entry err;
+	ssize_t n = fi_cq_read(io->cq, ent, TSM_ARRAY_LEN(ent));
+	if (n == -FI_EAVAIL) {
+		memset(&err, 0, sizeof(err));
+		if (fi_cq_readerr(io->cq, &err, 0) != 1 || !err.op_context)
+			return;
+		ent[0].op_context = err.op_context;
+		n = 1;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		struct ofi_buf *b = ent[i].op_context;
+		if (b->kind == OFI_BUF_TX) {
+			tx_done(io, b);
+			tsm__ofi_buf_put(io, b);
+		}
+	}
+}
+
+/*
+ * A closed endpoint keeps nothing, unlike a socket whose buffered bytes
+ * the kernel still sends after close(): a message libfabric has taken but
+ * not delivered (tcp;ofi_rxm rendezvous, shm CMA, udp;ofi_rxd before its
+ * ack) dies with the endpoint. So fini first lets what was sent finish,
+ * up to OFI_CLOSE_LINGER for peers that do not take it (a dead tcp peer
+ * answers FI_EAGAIN for ever). Without this, the last 1 MiB message of a
+ * context that closed right after sending it never arrived (issue 6).
+ */
+static void fini_linger(tsm__io *io)
+{
+	tsm_time end = tsm__now() + OFI_CLOSE_LINGER;
+	while (io->cq && fini_outstanding(io) && tsm__now() < end) {
+		fini_cq_drain(io);
+		if (io->nblocked)
+			peers_flush(io);
+		if (!io->busy)
+			sched_yield();
+	}
+}
+
 static void ofi_fini(tsm__io *io)
 {
 	if (!io)
 		return;
+	fini_linger(io);
 	for (int i = 0; i < OFI_MAX_CONNS; i++)
 		q_clear(io, &io->conns[i]);
 	while (io->seg_cache) {

@@ -31,6 +31,7 @@
 #define OFI_NAME_MAX 64           /* endpoint names we carry in CONNECT */
 #define OFI_CONNECT_TIMEOUT (2 * TSM_SEC)
 #define OFI_PEER_LINGER (5 * TSM_SEC)
+#define OFI_CLOSE_LINGER (2 * TSM_SEC) /* fini: sends still in flight */
 #define OFI_WINDOW (2u << 20)     /* bytes a peer may send unread */
 #define OFI_MSG_MAX (256u << 10)  /* payload per fabric message */
 #define OFI_MSG_MIN 1024u         /* smallest peer receive size we accept */
