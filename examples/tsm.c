@@ -1292,8 +1292,39 @@ static void stat_row(void *arg, const tsm_topic_stats *s)
 	       s->slack.p50_ns / 1e6, s->slack.p99_ns / 1e6);
 }
 
+static uint64_t stat_of(tsm_ctx *ctx, const char *name)
+{
+	uint64_t v = 0;
+	tsm_stats_get(ctx, name, &v);
+	return v;
+}
+
+/* Which transport carries this node's connections; for auto:// which
+ * tier each took and the fallbacks on the way (docs/transports.md). */
+static void stat_transport(tsm_ctx *ctx)
+{
+	static const char *const tier[] = {"-", "verbs", "efa", "shm", "tcp"};
+	uint64_t chosen = stat_of(ctx, "transport.chosen");
+	printf("transport %s", tsm_ctx_transport(ctx));
+	if (stat_of(ctx, "transport.auto"))
+		printf(": latest=%s connections verbs=%" PRIu64 " efa=%" PRIu64
+		       " shm=%" PRIu64 " tcp=%" PRIu64 "; fallbacks=%" PRIu64
+		       " (verbs %" PRIu64 ", efa %" PRIu64 ", shm %" PRIu64 ")",
+		       chosen < 5 ? tier[chosen] : "?",
+		       stat_of(ctx, "transport.chosen_verbs"),
+		       stat_of(ctx, "transport.chosen_efa"),
+		       stat_of(ctx, "transport.chosen_shm"),
+		       stat_of(ctx, "transport.chosen_tcp"),
+		       stat_of(ctx, "transport.fallbacks"),
+		       stat_of(ctx, "transport.fallback_verbs"),
+		       stat_of(ctx, "transport.fallback_efa"),
+		       stat_of(ctx, "transport.fallback_shm"));
+	printf("\n");
+}
+
 static void stat_table(tsm_ctx *ctx)
 {
+	stat_transport(ctx);
 	printf("%-24s %4s %9s %7s %7s %7s %6s  %8s %8s %8s %8s  %8s %8s  %9s %9s\n",
 	       "topic", "lane", "delivered", "missed", "q_full", "other", "queued",
 	       "lat_p50", "lat_p99", "lat_p999", "lat_max", "node_p50", "node_p99",

@@ -37,6 +37,7 @@ static const struct tp tps[] = {
 	{"ofi-tcp", "ofi+tcp://127.0.0.1:%d", false, true, true, true},
 	{"ofi-shm", "ofi+shm://tsmconf%d", false, true, true, false},
 	{"ofi-udp", "ofi+udp://127.0.0.1:%d", false, true, true, true},
+	{"auto", "auto://127.0.0.1:%d", false, true, true, true},
 };
 
 static const struct tp *cur;
@@ -417,6 +418,171 @@ START_TEST(verbs_and_efa_report_no_device)
 }
 END_TEST
 
+/* --- auto:// (issue 6 item 5) ------------------------------------------ */
+
+static tsm_ctx *open_urls(const char *listen, const char *connect)
+{
+	static const struct tp t = {"auto", "", false, true, true, true};
+	cur = &t;
+	return ctx_with(listen, connect);
+}
+
+/* One message each way: the session works, whatever carries it. */
+static void ping(tsm_ctx *a, tsm_ctx *b)
+{
+	tsm_sub *s;
+	tsm_pub *p;
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_open(&s, b, "auto/x", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&p, a, "auto/x", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(p, 1, 10 * TSM_SEC), TSM_OK);
+	ck_assert_int_eq(tsm_publish(p, "hi", 2, NULL), TSM_OK);
+	ck_assert_int_eq(tsm_sub_recv(s, &m, 10 * TSM_SEC), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 2);
+	tsm_msg_free(m);
+	tsm_pub_close(p);
+	tsm_sub_close(s);
+}
+
+/* The listener side of auto_same_host_uses_shm, in a child process:
+ * exit 0 once one message came in over shm, after its own listen-side
+ * fallbacks from verbs and EFA were counted. */
+static void auto_listener_child(const char *url)
+{
+	tsm_ctx *a = open_urls(url, NULL);
+	tsm_sub *s;
+	tsm_msg *m;
+	int rc = 2;
+	if (tsm_sub_open(&s, a, "auto/x", NULL) == TSM_OK &&
+	    tsm_sub_recv(s, &m, 20 * TSM_SEC) == TSM_OK) {
+		tsm_msg_free(m);
+		bool verbs = strstr(tsm_ctx_transport(a), "verbs") != NULL;
+		rc = stat(a, verbs ? "transport.chosen_verbs" : "transport.chosen_shm") >= 1 &&
+		             (verbs || stat(a, "transport.fallback_verbs") >= 1) &&
+		             stat(a, "transport.fallback_efa") >= 1
+		         ? 0 : 3;
+	}
+	tsm_ctx_close(a);
+	_exit(rc);
+}
+
+/* Both ends auto on this host, in two processes: shm, after verbs and
+ * EFA fell back (no device here; with a verbs device the dial goes over
+ * verbs, and the check says so). What was chosen and every fallback is
+ * counted, on both sides. */
+START_TEST(auto_same_host_uses_shm)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "auto://127.0.0.1:%d", 24000 + getpid() % 8000);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0)
+		auto_listener_child(url);
+	tsm_ctx *b = open_urls(NULL, url);
+	tsm_pub *p;
+	ck_assert_int_eq(tsm_pub_open(&p, b, "auto/x", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_wait_subscribers(p, 1, 20 * TSM_SEC), TSM_OK);
+	ck_assert_int_eq(tsm_publish(p, "hi", 2, NULL), TSM_OK);
+	const char *tb = tsm_ctx_transport(b);
+	ck_assert_msg(strncmp(tb, "auto:", 5) == 0, "transport %s", tb);
+	ck_assert_uint_eq(stat(b, "transport.auto"), 1);
+	if (strstr(tb, "verbs")) { /* a verbs device: it must win */
+		ck_assert_uint_eq(stat(b, "transport.chosen"), 1);
+		ck_assert_uint_ge(stat(b, "transport.chosen_verbs"), 1);
+	} else {
+		ck_assert_uint_eq(stat(b, "transport.chosen"), 3); /* shm */
+		ck_assert_uint_ge(stat(b, "transport.chosen_shm"), 1);
+		ck_assert_uint_ge(stat(b, "transport.fallback_verbs"), 1);
+	}
+	ck_assert_uint_ge(stat(b, "transport.fallback_efa"), 1); /* never dialed */
+	ck_assert_uint_ge(stat(b, "transport.fallbacks"),
+	                  stat(b, "transport.fallback_verbs") +
+	                  stat(b, "transport.fallback_efa"));
+	ck_assert_uint_eq(stat(b, "transport.chosen_tcp"), 0);
+	int st = 0;
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "listener: %d", st);
+	tsm_pub_close(p);
+	tsm_ctx_close(b);
+}
+END_TEST
+
+/* In one process, auto does not pick shm (see tsm__ofi_shm_held): TCP,
+ * with the shm fallback counted. */
+START_TEST(auto_same_process_uses_tcp)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "auto://127.0.0.1:%d", 24000 + getpid() % 8000 + 3);
+	tsm_ctx *a = open_urls(url, NULL), *b = open_urls(NULL, url);
+	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
+	ping(a, b);
+	ck_assert_uint_eq(stat(b, "transport.chosen"), 4);
+	ck_assert_uint_ge(stat(b, "transport.fallback_shm"), 1);
+	ck_assert_uint_ge(stat(a, "transport.chosen_tcp"), 1);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+END_TEST
+
+/* auto dials a plain tcp:// listener: no shm region answers for it, so
+ * shm falls back (counted) and the connection is io_uring TCP. */
+START_TEST(auto_dials_tcp_listener)
+{
+	char url[128], aurl[128];
+	int port = 24000 + getpid() % 8000 + 1;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	snprintf(aurl, sizeof(aurl), "auto://127.0.0.1:%d", port);
+	tsm_ctx *a = open_urls(url, NULL), *b = open_urls(NULL, aurl);
+	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
+	ping(a, b);
+	ck_assert_uint_eq(stat(b, "transport.chosen"), 4); /* tcp */
+	ck_assert_uint_ge(stat(b, "transport.chosen_tcp"), 1);
+	ck_assert_uint_ge(stat(b, "transport.fallback_shm"), 1);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+END_TEST
+
+/* A tcp:// dialer reaches an auto listener: the TCP tier is the tcp://
+ * wire, so auto and tcp:// peers talk. */
+START_TEST(tcp_dials_auto_listener)
+{
+	char url[128], aurl[128];
+	int port = 24000 + getpid() % 8000 + 2;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	snprintf(aurl, sizeof(aurl), "auto://127.0.0.1:%d", port);
+	tsm_ctx *a = open_urls(aurl, NULL), *b = open_urls(NULL, url);
+	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
+	ping(b, a);
+	ck_assert_uint_ge(stat(a, "transport.chosen_tcp"), 1);
+	tsm_ctx_close(b);
+	tsm_ctx_close(a);
+}
+END_TEST
+
+/* Mixing auto with another transport in one context is refused. */
+START_TEST(auto_bad_urls)
+{
+	tsm_ctx_params p;
+	tsm_ctx *c = NULL;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	p.listen[0] = "auto://127.0.0.1:7470";
+	p.connect[0] = "tcp://127.0.0.1:7471";
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_ERR_BAD_URL);
+	ck_assert_ptr_null(c);
+	static const char *bad[] = {"auto://", "auto://host:1", "auto://1.2.3.4",
+	                            "auto://1.2.3.4:99999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		p.listen[0] = bad[i];
+		p.connect[0] = NULL;
+		ck_assert_msg(tsm_ctx_open(&c, &p) == TSM_ERR_BAD_URL, "%s", bad[i]);
+		ck_assert_ptr_nonnull(strstr(tsm_err_detail(), "auto://"));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conformance");
@@ -432,6 +598,11 @@ int main(void)
 	TCase *dev = tcase_create("devices");
 	tcase_set_timeout(dev, 30);
 	tcase_add_test(dev, verbs_and_efa_report_no_device);
+	tcase_add_test(dev, auto_same_host_uses_shm);
+	tcase_add_test(dev, auto_same_process_uses_tcp);
+	tcase_add_test(dev, auto_dials_tcp_listener);
+	tcase_add_test(dev, tcp_dials_auto_listener);
+	tcase_add_test(dev, auto_bad_urls);
 	suite_add_tcase(s, dev);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);

@@ -179,6 +179,8 @@ static tsm_err ctx_family(tsm_ctx *ctx, const tsm_ctx_params *p)
 /* io_uring first; epoll only on failure or request, always loudly. */
 static tsm_err ctx_engine(tsm_ctx *ctx)
 {
+	if (ctx->family == 2 && strcmp(ctx->ofi_provider, "auto") == 0)
+		return tsm__ofi_auto_open(ctx, &tsm__loop_cbs); /* auto:// */
 	if (ctx->family == 2) {
 		tsm_err e = tsm__ofi_init(&ctx->io, &tsm__loop_cbs, ctx->busy,
 		                          ctx->ofi_provider);

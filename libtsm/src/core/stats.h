@@ -17,6 +17,16 @@
 	X(ST_OFI, "transport.ofi")                                          \
 	X(ST_OFI_TC_ASKED, "transport.ofi_tclass_asked")                    \
 	X(ST_OFI_TC_GRANTED, "transport.ofi_tclass_granted")                \
+	X(ST_AUTO, "transport.auto")                                        \
+	X(ST_CHOSEN, "transport.chosen")                                    \
+	X(ST_CHOSEN_VERBS, "transport.chosen_verbs")                        \
+	X(ST_CHOSEN_EFA, "transport.chosen_efa")                            \
+	X(ST_CHOSEN_SHM, "transport.chosen_shm")                            \
+	X(ST_CHOSEN_TCP, "transport.chosen_tcp")                            \
+	X(ST_FALLBACKS, "transport.fallbacks")                              \
+	X(ST_FALLBACK_VERBS, "transport.fallback_verbs")                    \
+	X(ST_FALLBACK_EFA, "transport.fallback_efa")                        \
+	X(ST_FALLBACK_SHM, "transport.fallback_shm")                        \
 	X(ST_ACCEPTS, "transport.accepts")                                  \
 	X(ST_CONNECT_FAIL, "transport.connect_failed")                      \
 	X(ST_SESS_OPENED, "session.opened")                                 \

@@ -112,6 +112,38 @@ static tsm_err url_expect(const char **s, char *buf, size_t cap, tsm__url *u)
 tsm_err tsm__ofi_url(const char *url, char *provider, size_t pcap, char *addr,
                      size_t acap);
 
+/* ofi_url.c: true, ofi_stub.c: false. */
+bool tsm__ofi_built(void);
+
+/* auto://HOST:PORT (docs/transports.md "auto"): the ofi engine picks a
+ * transport per peer (verbs, shm, TCP). Without libfabric there is only
+ * TCP to pick, so the URL is tcp://HOST:PORT, marked is_auto. */
+static tsm_err url_auto(const char *hp, tsm__url *u)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (url_tcp(hp, u) != TSM_OK)
+		return tsm__err_set(TSM_ERR_BAD_URL, "url: expected auto://HOST:PORT "
+		                    "with HOST an IP literal or localhost, got "
+		                    "auto://%s", hp);
+	u->is_auto = true;
+	if (!tsm__ofi_built())
+		return TSM_OK;
+	const struct sockaddr_in *s4 = (const void *)&u->sa;
+	const struct sockaddr_in6 *s6 = (const void *)&u->sa;
+	if (u->sa.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(u->ofi_addr, sizeof(u->ofi_addr), "[%s]:%u", host,
+		         ntohs(s6->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(u->ofi_addr, sizeof(u->ofi_addr), "%s:%u", host,
+		         ntohs(s4->sin_port));
+	}
+	snprintf(u->ofi_provider, sizeof(u->ofi_provider), "auto");
+	u->scheme = TSM_URL_OFI;
+	return TSM_OK;
+}
+
 static tsm_err url_ofi(const char *s, tsm__url *u)
 {
 	tsm_err e = tsm__ofi_url(s, u->ofi_provider, sizeof(u->ofi_provider),
@@ -136,8 +168,10 @@ tsm_err tsm__url_parse(const char *s, tsm__url *out)
 		return url_inproc(s + 9, out);
 	if (strncmp(s, "ofi", 3) == 0)
 		return url_ofi(s, out);
-	return tsm__err_set(TSM_ERR_BAD_URL,
-	                    "url: '%s': unknown scheme (use tcp:// or inproc://)", s);
+	if (strncmp(s, "auto://", 7) == 0)
+		return url_auto(s + 7, out);
+	return tsm__err_set(TSM_ERR_BAD_URL, "url: '%s': unknown scheme (use "
+	                    "tcp://, inproc://, auto:// or ofi+...://)", s);
 }
 
 void tsm__url_format(const tsm__url *u, char *buf, size_t len)
@@ -145,6 +179,10 @@ void tsm__url_format(const tsm__url *u, char *buf, size_t len)
 	char host[INET6_ADDRSTRLEN] = "?";
 	if (u->scheme == TSM_URL_INPROC) {
 		snprintf(buf, len, "inproc://%s", u->name);
+		return;
+	}
+	if (u->scheme == TSM_URL_OFI && strcmp(u->ofi_provider, "auto") == 0) {
+		snprintf(buf, len, "auto://%s", u->ofi_addr);
 		return;
 	}
 	if (u->scheme == TSM_URL_OFI) {

@@ -6,6 +6,10 @@
  *   inproc://NAME        same process, NAME [A-Za-z0-9._-]{1,64}
  *   ofi+tcp://, ofi+shm://, ofi+udp://, ofi+verbs://, ofi+efa://,
  *   ofi://PROVIDER/ADDR  libfabric RDM (transport/ofi/ofi.h, docs/transports.md)
+ *   auto://HOST:PORT     the best transport per peer: verbs, shm, TCP
+ *                        (scheme TSM_URL_OFI, provider "auto", address
+ *                        "HOST:PORT"; plain TCP when libtsm has no
+ *                        libfabric); HOST as for tcp://
  *
  * Any URL to dial may end in "#<identity pattern>" (security.md "Expected
  * peer"): the peer must prove a SPIFFE ID matching it, for example
@@ -14,6 +18,7 @@
 #ifndef TSM_TRANSPORT_URL_H
 #define TSM_TRANSPORT_URL_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "tsm/err.h"
@@ -28,6 +33,7 @@ typedef struct tsm__url {
 	char expect[2049];          /* expected peer identity pattern or "" */
 	char ofi_provider[48];      /* ofi: libfabric provider string */
 	char ofi_addr[256];         /* ofi: fabric address */
+	bool is_auto;               /* written auto:// */
 } tsm__url;
 
 /* tsm__url_parse: TSM_ERR_BAD_URL with a detail saying what is wrong;

@@ -135,14 +135,14 @@ static void done_fail(tsm__io *io, struct tsm__op *op, tsm_err err,
 
 static int oc_handle(const tsm__io *io, const struct ofi_conn *oc)
 {
-	return TSM_OFI_HANDLE_BASE + (int)(oc - io->conns);
+	return io->handle_base + (int)(oc - io->conns);
 }
 
 static struct ofi_conn *oc_by_handle(tsm__io *io, int fd)
 {
-	if (fd < TSM_OFI_HANDLE_BASE || fd >= TSM_OFI_HANDLE_BASE + OFI_MAX_CONNS)
+	if (fd < io->handle_base || fd >= io->handle_base + OFI_MAX_CONNS)
 		return NULL;
-	struct ofi_conn *oc = &io->conns[fd - TSM_OFI_HANDLE_BASE];
+	struct ofi_conn *oc = &io->conns[fd - io->handle_base];
 	return oc->state == OC_FREE ? NULL : oc;
 }
 
@@ -1005,6 +1005,8 @@ static tsm_err ofi_connect_sa(tsm__io *io, tsm__conn *c, const struct sockaddr *
 
 tsm_err tsm__ofi_connect(tsm__io *io, tsm__conn *c, const char *addr)
 {
+	if (ofi_kind(io) == OFI_KIND_AUTO)
+		return tsm__ofi_auto_connect(io, c, addr);
 	uint8_t name[OFI_NAME_MAX + 1];
 	size_t n = sizeof(name) - 1;
 	if (!io->ep)
@@ -1235,8 +1237,12 @@ static void done_dispatch(tsm__io *io, const struct ofi_done *d)
 		return;
 	if (d->err)
 		tsm__err_set(d->err, "%s", d->why);
-	if (d->op->kind == TSM_OP_CONNECT)
+	if (d->op->kind == TSM_OP_CONNECT) {
+		/* An auto engine may take a failed dial on to its next tier. */
+		if (io->parent && tsm__ofi_auto_dialed(io->parent, io, c, d->err))
+			return;
 		io->cbs->on_connect(c, d->err);
+	}
 	else if (d->op->kind == TSM_OP_RECV)
 		io->cbs->on_recv(c, d->res, d->err);
 	else
@@ -1356,6 +1362,8 @@ tsm_err tsm__ofi_init_tc(tsm__io **out, const tsm__io_cbs *cbs, bool busy,
 	tsm__io *io = calloc(1, sizeof(*io));
 	if (!io)
 		return tsm__err_set(TSM_ENOMEM, "ofi engine");
+	io->kind = OFI_KIND_ENGINE;
+	io->handle_base = TSM_OFI_HANDLE_BASE;
 	io->cbs = cbs;
 	io->busy = busy;
 	snprintf(io->provider, sizeof(io->provider), "%s", provider);
@@ -1462,6 +1470,8 @@ static void ofi_fini(tsm__io *io)
 
 tsm_err tsm__ofi_listen_addr(tsm__io *io, const char *addr)
 {
+	if (ofi_kind(io) == OFI_KIND_AUTO)
+		return tsm__ofi_auto_listen_addr(io, addr);
 	if (io->nfree != OFI_MAX_CONNS)
 		return tsm__err_set(TSM_ESTATE, "ofi: the endpoint is bound before "
 		                    "any connection exists");
@@ -1487,6 +1497,8 @@ static const struct {
 
 tsm_err tsm__ofi_bound_url(tsm__io *io, char *buf, size_t cap)
 {
+	if (ofi_kind(io) == OFI_KIND_AUTO)
+		return tsm__ofi_auto_bound_url(io, buf, cap);
 	char a[2 * OFI_NAME_MAX + 1];
 	int n = -1;
 	if (!io->ep)
@@ -1506,8 +1518,28 @@ tsm_err tsm__ofi_bound_url(tsm__io *io, char *buf, size_t cap)
 	return TSM_OK;
 }
 
+/* An auto engine's tier: its handles start at base (so the auto engine
+ * can tell its tiers' handles apart) and failed dials go to parent. */
+void tsm__ofi_adopt_parent(tsm__io *io, struct ofi_auto *parent, int base)
+{
+	io->parent = parent;
+	io->handle_base = base;
+}
+
+/* Lets go of a dial whose failure the auto engine takes on to another
+ * tier: the slot is freed and no callback about c follows from here. */
+void tsm__ofi_forget(tsm__io *io, tsm__conn *c)
+{
+	struct ofi_conn *oc = oc_of(io, c);
+	if (oc)
+		oc_end(io, oc, false);
+	c->fd = -1;
+}
+
 tsm_err tsm__ofi_peer_name(tsm__io *io, int fd, char *buf, size_t cap)
 {
+	if (ofi_kind(io) == OFI_KIND_AUTO)
+		return tsm__ofi_auto_peer_name(io, fd, buf, cap);
 	struct ofi_conn *oc = oc_by_handle(io, fd);
 	if (!oc)
 		return tsm__err_set(TSM_EINVAL, "ofi: no connection %d", fd);
@@ -1518,6 +1550,10 @@ tsm_err tsm__ofi_peer_name(tsm__io *io, int fd, char *buf, size_t cap)
 
 void tsm__ofi_query(const tsm__io *io, tsm__ofi_info *out)
 {
+	if (ofi_kind(io) == OFI_KIND_AUTO) {
+		tsm__ofi_auto_query(io, out);
+		return;
+	}
 	memset(out, 0, sizeof(*out));
 	const struct fi_info *i = io->info;
 	snprintf(out->provider, sizeof(out->provider), "%s",

@@ -104,6 +104,24 @@ tsm_err tsm__ofi_connect(tsm__io *io, tsm__conn *c, const char *addr);
  * TSM_EINVAL for an unknown handle. */
 tsm_err tsm__ofi_peer_name(tsm__io *io, int fd, char *buf, size_t cap);
 
+/* tsm__ofi_built: whether libtsm has the libfabric engine (false in the
+ * stub build, where auto:// is plain TCP). Pure. */
+bool tsm__ofi_built(void);
+
+/*
+ * The auto transport (auto://HOST:PORT, ofi_auto.c, docs/transports.md
+ * "auto"): an engine over one engine per tier (verbs, shm, io_uring
+ * TCP), the tier chosen per connection with logged, counted fallbacks.
+ * tsm__ofi_auto_open opens it for ctx (whose URLs are auto://) and sets
+ * ctx->io, ctx->io_ops (tsm__io_ofi_auto_ops) and ctx->transport_name.
+ * tsm__ofi_listen_addr, tsm__ofi_bound_url, tsm__ofi_connect (address
+ * "HOST:PORT") and tsm__ofi_peer_name ("shm:fi_ns://...", "tcp:IP") take
+ * the auto engine as well. TSM_ENOTSUP without libfabric.
+ */
+struct tsm_ctx;
+extern const tsm__io_ops tsm__io_ofi_auto_ops;
+tsm_err tsm__ofi_auto_open(struct tsm_ctx *ctx, const tsm__io_cbs *cbs);
+
 /* What the engine runs on and what it has refused or dropped. */
 typedef struct tsm__ofi_info {
 	char provider[48];      /* as granted: "tcp;ofi_rxm" */

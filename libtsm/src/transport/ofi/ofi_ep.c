@@ -30,22 +30,23 @@ static tsm_err ep_fail(int r, const char *what)
 
 /* "no verbs device found": the first layer of the provider string names
  * the hardware ("verbs;ofi_rxm" -> verbs). */
-static tsm_err ep_no_device(const tsm__io *io, const char *node,
+static tsm_err ep_no_device(const char *provider, const char *node,
                             const char *service, int r)
 {
 	uint32_t v = fi_version();
-	size_t n = strcspn(io->provider, ";");
+	size_t n = strcspn(provider, ";");
 	return tsm__err_set(TSM_ERR_NO_DEVICE, "no %.*s device found%s%s%s%s "
 	                    "(libfabric %u.%u: fi_getinfo(%s): %s)", (int)n,
-	                    io->provider, node || service ? " for " : "",
+	                    provider, node || service ? " for " : "",
 	                    node ? node : "", service ? ":" : "",
 	                    service ? service : "", FI_MAJOR(v), FI_MINOR(v),
-	                    io->provider, fi_strerror(-r));
+	                    provider, fi_strerror(-r));
 }
 
 /* --- fi_getinfo ---------------------------------------------------------- */
 
-static struct fi_info *ep_hints(const tsm__io *io, const char *domain)
+static struct fi_info *ep_hints(const char *provider, uint32_t tclass,
+                                const char *domain)
 {
 	struct fi_info *h = fi_allocinfo();
 	if (!h)
@@ -65,8 +66,8 @@ static struct fi_info *ep_hints(const tsm__io *io, const char *domain)
 	/* Only the progress thread touches the domain (wake() writes an
 	 * eventfd), so no provider locking is needed. */
 	h->domain_attr->threading = FI_THREAD_DOMAIN;
-	h->tx_attr->tclass = io->tc_asked;
-	h->fabric_attr->prov_name = strdup(io->provider);
+	h->tx_attr->tclass = tclass;
+	h->fabric_attr->prov_name = strdup(provider);
 	if (domain)
 		h->domain_attr->name = strdup(domain);
 	if (!h->fabric_attr->prov_name || (domain && !h->domain_attr->name)) {
@@ -79,7 +80,7 @@ static struct fi_info *ep_hints(const tsm__io *io, const char *domain)
 static tsm_err ep_getinfo(tsm__io *io, const char *node, const char *service,
                           const char *domain)
 {
-	struct fi_info *h = ep_hints(io, domain);
+	struct fi_info *h = ep_hints(io->provider, io->tc_asked, domain);
 	if (!h)
 		return tsm__err_set(TSM_ENOMEM, "ofi: fi_getinfo hints");
 	uint64_t flags = node || service || domain ? FI_SOURCE : 0;
@@ -92,11 +93,29 @@ static tsm_err ep_getinfo(tsm__io *io, const char *node, const char *service,
 	}
 	fi_freeinfo(h);
 	if (r == -FI_ENODATA)
-		return ep_no_device(io, node, service, r);
+		return ep_no_device(io->provider, node, service, r);
 	if (r)
 		return ep_fail(r, "fi_getinfo");
 	io->tc_granted = io->info->tx_attr->tclass;
 	return TSM_OK;
+}
+
+/* Whether provider (and its device) is here, without opening anything:
+ * TSM_ERR_NO_DEVICE with the same detail tsm__ofi_init gives, or
+ * TSM_ETRANSPORT. */
+tsm_err tsm__ofi_probe(const char *provider)
+{
+	struct fi_info *h = ep_hints(provider, 0, NULL), *info = NULL;
+	if (!h)
+		return tsm__err_set(TSM_ENOMEM, "ofi: fi_getinfo hints");
+	int r = fi_getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION), NULL,
+	                   NULL, 0, h, &info);
+	fi_freeinfo(h);
+	if (info)
+		fi_freeinfo(info);
+	if (r == -FI_ENODATA)
+		return ep_no_device(provider, NULL, NULL, r);
+	return r ? ep_fail(r, "fi_getinfo") : TSM_OK;
 }
 
 /* --- shm names: one holder per process ---------------------------------- */
@@ -122,6 +141,18 @@ static tsm_err ep_shm_claim(tsm__io *io, const char *name)
 	}
 	pthread_mutex_unlock(&shm_mu);
 	return e;
+}
+
+bool tsm__ofi_shm_held(const char *name)
+{
+	char full[OFI_NAME_MAX + 16];
+	bool held = false;
+	snprintf(full, sizeof(full), "fi_ns://tsm:%s", name);
+	pthread_mutex_lock(&shm_mu);
+	for (tsm__io *x = shm_holders; x && !held; x = x->shm_next)
+		held = strcmp(x->shm_name, full) == 0;
+	pthread_mutex_unlock(&shm_mu);
+	return held;
 }
 
 static void ep_shm_release(tsm__io *io)

@@ -12,6 +12,8 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
 
+#include <string.h>
+
 #include "core/common.h"
 #include "transport/ofi/ofi.h"
 
@@ -142,7 +144,24 @@ struct ofi_done {
 	char why[96];
 };
 
+/* The first word of an ofi engine and of an auto engine (ofi_auto.c):
+ * the tsm__ofi_* entry points take either and tell them apart by it. */
+#define OFI_KIND_ENGINE 0x4f464945u /* "OFIE" */
+#define OFI_KIND_AUTO 0x4f464941u   /* "OFIA" */
+
+static inline uint32_t ofi_kind(const void *io)
+{
+	uint32_t k;
+	memcpy(&k, io, sizeof(k));
+	return k;
+}
+
+struct ofi_auto;
+
 struct tsm__io {
+	uint32_t kind;       /* OFI_KIND_ENGINE */
+	int handle_base;     /* first connection handle (TSM_OFI_HANDLE_BASE) */
+	struct ofi_auto *parent; /* the auto engine this one serves, or NULL */
 	const tsm__io_cbs *cbs;
 	bool busy;
 	char provider[48];
@@ -191,7 +210,25 @@ struct tsm__io {
 	tsm__io *shm_next;
 };
 
+/* ofi.c, for ofi_auto.c */
+void tsm__ofi_adopt_parent(tsm__io *io, struct ofi_auto *parent, int base);
+void tsm__ofi_forget(tsm__io *io, tsm__conn *c);
+
+/* ofi_auto.c: the entry points of ofi.h when io is an auto engine */
+bool tsm__ofi_auto_dialed(struct ofi_auto *a, tsm__io *sub, tsm__conn *c,
+                          tsm_err err);
+tsm_err tsm__ofi_auto_listen_addr(tsm__io *io, const char *addr);
+tsm_err tsm__ofi_auto_bound_url(tsm__io *io, char *buf, size_t cap);
+tsm_err tsm__ofi_auto_connect(tsm__io *io, tsm__conn *c, const char *addr);
+tsm_err tsm__ofi_auto_peer_name(tsm__io *io, int fd, char *buf, size_t cap);
+void tsm__ofi_auto_query(const tsm__io *io, tsm__ofi_info *out);
+
 /* ofi_ep.c */
+tsm_err tsm__ofi_probe(const char *provider);
+/* Whether an shm endpoint of this process listens on NAME: libfabric
+ * 1.17 shm maps a peer of the same process straight to that endpoint's
+ * region, which is unmapped when it closes, so its senders crash. */
+bool tsm__ofi_shm_held(const char *name);
 tsm_err tsm__ofi_ep_open(tsm__io *io, const char *listen_addr);
 void tsm__ofi_ep_close(tsm__io *io);
 struct ofi_buf *tsm__ofi_buf_get(tsm__io *io, size_t len, bool ctrl);

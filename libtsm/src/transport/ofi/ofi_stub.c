@@ -67,3 +67,16 @@ void tsm__ofi_query(const tsm__io *io, tsm__ofi_info *out)
 	(void)io;
 	memset(out, 0, sizeof(*out));
 }
+
+bool tsm__ofi_built(void)
+{
+	return false;
+}
+
+tsm_err tsm__ofi_auto_open(struct tsm_ctx *ctx, const tsm__io_cbs *cbs)
+{
+	(void)ctx;
+	(void)cbs;
+	return tsm__err_set(TSM_ENOTSUP, "auto: libtsm was built without "
+	                    "libfabric (auto:// is tcp:// then)");
+}

@@ -187,3 +187,8 @@ uint32_t tsm__ofi_lane_tclass(unsigned lane)
 		return 0x203u;
 	return 0;
 }
+
+bool tsm__ofi_built(void)
+{
+	return true;
+}
