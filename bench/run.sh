@@ -844,28 +844,49 @@ python_case() {
 
 # ---- fabric: libtsm over libfabric beside raw fi_tsend/fi_trecv ----
 
+# fabric_median V...: the median of the numbers given.
+fabric_median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 # fabric_one PROVIDER URL_TEMPLATE SIZE ITERS TARGET: busy-poll round
-# trips through libtsm and through the raw floor, same provider.
+# trips through libtsm and through the raw floor, same provider,
+# alternating BENCH_ROUNDS times (each with its share of the iterations,
+# and a tenth as many warm-up round trips, as raw_fabric takes); the p50s
+# are medians over the rounds. --secure (or TSM_BENCH_ARGS) reaches
+# tsm_bench; the floor is plaintext either way.
 fabric_one() {
-	local prov=$1 url=$2 size=$3 iters=$4 tgt=$5 tline rline t r ratio
-	rline=$(timeout "$case_timeout" "$build_dir/bench/raw_fabric" "$prov" \
-		"$size" "$iters" 2>/dev/null | grep '^raw_fabric:') || rline=
-	tline=$(timeout "$case_timeout" "$build_dir/bench/tsm_bench" rt --busy \
-		--size "$size" --iters "$iters" --url "$url" 2>/dev/null |
-		grep '^tsm:' | tail -n 1) || tline=
-	if [ -z "$rline" ] || [ -z "$tline" ]; then
-		failed=1
-		echo "bench: name=fabric provider=$prov size=$size status=failed"
-		return
-	fi
-	t=$(field "$tline" p50_us)
-	r=$(field "$rline" p50_us)
+	local prov=$1 url=$2 size=$3 iters=$4 tgt=$5 tline rline t r ratio n
+	local ts=() rs=() p99s=() transport=''
+	n=$(((iters + rounds - 1) / rounds))
+	for _ in $(seq "$rounds"); do
+		rline=$(timeout "$case_timeout" "$build_dir/bench/raw_fabric" "$prov" \
+			"$size" "$n" 2>/dev/null | grep '^raw_fabric:') || rline=
+		tline=$(timeout "$case_timeout" "$build_dir/bench/tsm_bench" rt --busy \
+			--size "$size" --iters "$n" --warmup $((n / 10 + 10)) \
+			--url "$url" "${tsm_extra[@]}" 2>/dev/null |
+			grep '^tsm:' | tail -n 1) || tline=
+		if [ -z "$rline" ] || [ -z "$tline" ]; then
+			failed=1
+			echo "bench: name=fabric provider=$prov size=$size status=failed" \
+				"raw=$([ -n "$rline" ] && echo ok || echo failed)" \
+				"libtsm=$([ -n "$tline" ] && echo ok || echo failed)"
+			return
+		fi
+		ts+=("$(field "$tline" p50_us)")
+		p99s+=("$(field "$tline" p99_us)")
+		rs+=("$(field "$rline" p50_us)")
+		transport=$(field "$tline" transport)
+	done
+	t=$(fabric_median "${ts[@]}")
+	r=$(fabric_median "${rs[@]}")
 	ratio=$(calc "$t / $r")
 	echo "bench: name=fabric provider=$prov size=$size p50_us=$t" \
-		"p99_us=$(field "$tline" p99_us) floor_p50_us=$r ratio=$ratio" \
+		"p99_us=$(fabric_median "${p99s[@]}") floor_p50_us=$r ratio=$ratio" \
 		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
-		"transport=$(field "$tline" transport) mode=busy secure=0"
-	table+=("| fabric rt $prov | $size | busy | $t | $r | $ratio | $tgt | $(verdict "$ratio" "$tgt") |")
+		"transport=$transport mode=busy secure=$secure rounds=$rounds" \
+		"iters=$((n * rounds))"
+	table+=("| fabric rt $prov | $size | busy$([ "$secure" = 1 ] && echo ', secure') | $t | $r | $ratio | $tgt | $(verdict "$ratio" "$tgt") |")
 }
 
 fabric_case() {
