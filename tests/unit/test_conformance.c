@@ -447,14 +447,14 @@ static void ping(tsm_ctx *a, tsm_ctx *b)
 /* The listener side of auto_same_host_uses_shm, in a child process:
  * exit 0 once one message came in over shm, after its own listen-side
  * fallbacks from verbs and EFA were counted. */
-static void auto_listener_child(const char *url)
+static void auto_listener_child(const char *url, int up)
 {
 	tsm_ctx *a = open_urls(url, NULL);
 	tsm_sub *s;
 	tsm_msg *m;
 	int rc = 2;
 	if (tsm_sub_open(&s, a, "auto/x", NULL) == TSM_OK &&
-	    tsm_sub_recv(s, &m, 20 * TSM_SEC) == TSM_OK) {
+	    write(up, "u", 1) == 1 && tsm_sub_recv(s, &m, 20 * TSM_SEC) == TSM_OK) {
 		tsm_msg_free(m);
 		bool verbs = strstr(tsm_ctx_transport(a), "verbs") != NULL;
 		rc = stat(a, verbs ? "transport.chosen_verbs" : "transport.chosen_shm") >= 1 &&
@@ -473,11 +473,17 @@ static void auto_listener_child(const char *url)
 START_TEST(auto_same_host_uses_shm)
 {
 	char url[128];
+	int up[2];
+	char byte;
 	snprintf(url, sizeof(url), "auto://127.0.0.1:%d", 24000 + getpid() % 8000);
+	ck_assert_int_eq(pipe(up), 0);
 	pid_t child = fork();
 	ck_assert_int_ge(child, 0);
 	if (child == 0)
-		auto_listener_child(url);
+		auto_listener_child(url, up[1]);
+	/* Dial once the listener is up: a dial racing its start may find
+	 * only TCP (then it stays TCP; legitimate, but not this test). */
+	ck_assert_int_eq(read(up[0], &byte, 1), 1);
 	tsm_ctx *b = open_urls(NULL, url);
 	tsm_pub *p;
 	ck_assert_int_eq(tsm_pub_open(&p, b, "auto/x", NULL), TSM_OK);
@@ -504,6 +510,8 @@ START_TEST(auto_same_host_uses_shm)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "listener: %d", st);
 	tsm_pub_close(p);
 	tsm_ctx_close(b);
+	close(up[0]);
+	close(up[1]);
 }
 END_TEST
 

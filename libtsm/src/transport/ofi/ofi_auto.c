@@ -158,6 +158,68 @@ static void auto_chosen(struct ofi_auto *a, int t, const char *what,
 	         fell && *fell ? " (counted in transport.fallback_*)" : "");
 }
 
+/* --- the TCP tier's callbacks ------------------------------------------- */
+
+/* The auto engine whose TCP engine is inside wait() on this thread: its
+ * callbacks come only from there (io.h), and a dial's outcome must be
+ * seen before the context's on_connect. */
+static __thread struct ofi_auto *auto_cur;
+
+static struct auto_dial *auto_dial_find(struct ofi_auto *a, const tsm__conn *c);
+static void auto_dial_drop(struct ofi_auto *a, const tsm__conn *c);
+static void auto_chosen(struct ofi_auto *a, int t, const char *what,
+                        const char *fell);
+
+static void tcp_on_accept(tsm__lst *l, int fd, tsm_err err)
+{
+	auto_cur->cbs->on_accept(l, fd, err);
+}
+
+static void tcp_on_connect(tsm__conn *c, tsm_err err)
+{
+	struct ofi_auto *a = auto_cur;
+	struct auto_dial *d = auto_dial_find(a, c);
+	if (d && !err)
+		auto_chosen(a, AT_TCP, d->peer.addr, d->fell);
+	if (d)
+		auto_dial_drop(a, c);
+	a->cbs->on_connect(c, err);
+}
+
+static void tcp_on_recv(tsm__conn *c, long n, tsm_err err)
+{
+	auto_cur->cbs->on_recv(c, n, err);
+}
+
+static void tcp_on_send(tsm__conn *c, long n, tsm_err err)
+{
+	auto_cur->cbs->on_send(c, n, err);
+}
+
+static void tcp_on_closed(tsm__conn *c)
+{
+	auto_cur->cbs->on_closed(c);
+}
+
+static void tcp_on_lst_closed(tsm__lst *l)
+{
+	auto_cur->cbs->on_lst_closed(l);
+}
+
+static const tsm__io_cbs tcp_cbs = {tcp_on_accept, tcp_on_connect, tcp_on_recv,
+                                    tcp_on_send, tcp_on_closed, tcp_on_lst_closed};
+
+/* Runs op on the TCP engine with its callbacks routed through a. The io.h
+ * engines call back from wait() only, but close() and lst_close() of the
+ * socket engines may complete at once: those go through here too. */
+#define AUTO_TCP(a, call)                                                    \
+	do {                                                                     \
+		struct ofi_auto *prev_ = auto_cur;                                   \
+		auto_cur = (a);                                                      \
+		call;                                                                \
+		auto_cur = prev_;                                                    \
+	} while (0)
+
 /* --- tiers --------------------------------------------------------------- */
 
 /* The TCP tier: io_uring, else epoll, loudly (as the context does). */
@@ -167,7 +229,7 @@ static tsm_err auto_tcp_open(struct ofi_auto *a)
 	const char *no = getenv("TSM_NO_URING");
 	s->here = true;
 	if (!(no && *no && strcmp(no, "0") != 0)) {
-		if (tsm__io_uring_ops.init(&s->io, a->cbs, a->busy) == TSM_OK) {
+		if (tsm__io_uring_ops.init(&s->io, &tcp_cbs, a->busy) == TSM_OK) {
 			s->ops = &tsm__io_uring_ops;
 			tsm__stat_set(a->stats, ST_URING, 1);
 			return TSM_OK;
@@ -179,7 +241,7 @@ static tsm_err auto_tcp_open(struct ofi_auto *a)
 	}
 	tsm__stat_add(a->stats, ST_EPOLL_FALLBACK, 1);
 	s->ops = &tsm__io_epoll_ops;
-	return tsm__io_epoll_ops.init(&s->io, a->cbs, a->busy);
+	return tsm__io_epoll_ops.init(&s->io, &tcp_cbs, a->busy);
 }
 
 static void auto_probe(struct ofi_auto *a)
@@ -466,8 +528,9 @@ static tsm_err auto_dial_tier(struct ofi_auto *a, struct auto_dial *d, int t)
 	if (e)
 		return e;
 	c->fd = fd;
-	e = s->ops->connect(s->io, c, (const struct sockaddr *)&d->peer.tcp.sa,
-	                    d->peer.tcp.sa_len);
+	AUTO_TCP(a, e = s->ops->connect(s->io, c,
+	                                (const struct sockaddr *)&d->peer.tcp.sa,
+	                                d->peer.tcp.sa_len));
 	if (e) {
 		close(fd);
 		c->fd = -1;
@@ -476,8 +539,8 @@ static tsm_err auto_dial_tier(struct ofi_auto *a, struct auto_dial *d, int t)
 }
 
 /* Starts d on the first usable tier from `first` on. On TSM_OK the dial
- * is under way (and d forgotten if it went to TCP, the last tier); an
- * error means no tier could start it (d forgotten too). */
+ * is under way (its outcome comes to tsm__ofi_auto_dialed, or to
+ * tcp_on_connect); an error means no tier could start it (d forgotten). */
 static tsm_err auto_dial_from(struct ofi_auto *a, struct auto_dial *d, int first)
 {
 	char why[320];
@@ -492,10 +555,6 @@ static tsm_err auto_dial_from(struct ofi_auto *a, struct auto_dial *d, int first
 		tsm_err e = auto_dial_tier(a, d, t);
 		if (e == TSM_OK) {
 			d->tier = t;
-			if (t == AT_TCP) { /* no tier after it: the choice is made */
-				auto_chosen(a, t, d->peer.addr, d->fell);
-				auto_dial_drop(a, d->c);
-			}
 			return TSM_OK;
 		}
 		if (t == AT_TCP)
@@ -592,6 +651,40 @@ static void auto_listen_tier(struct ofi_auto *a, int t, const char *hostport)
 
 /* Binds TCP at addr ("HOST:PORT"; port 0: the kernel picks), then the
  * other tiers at the same address, port as bound. */
+static void auto_listen_tiers(struct ofi_auto *a)
+{
+	char url[300];
+	tsm__url_format(&a->lurl, url, sizeof(url));
+	for (int t = 0; t < AT_TCP; t++)
+		auto_listen_tier(a, t, url + 6); /* after "tcp://" */
+}
+
+/* A tier bound for a listener whose TCP bind then failed lets its
+ * address go (the engine re-opens when next needed). */
+static void auto_unbind_tiers(struct ofi_auto *a)
+{
+	for (int t = 0; t < AT_TCP; t++) {
+		struct auto_tier_state *s = &a->t[t];
+		if (s->bound && s->io) {
+			s->ops->fini(s->io);
+			s->io = NULL;
+		}
+		s->bound = false;
+	}
+}
+
+static uint16_t auto_port(const tsm__url *u)
+{
+	return ntohs(u->sa.ss_family == AF_INET6
+	                 ? ((const struct sockaddr_in6 *)&u->sa)->sin6_port
+	                 : ((const struct sockaddr_in *)&u->sa)->sin_port);
+}
+
+/* Binds TCP at addr ("HOST:PORT"), and the other tiers at the same
+ * address. With a port given they go first: a dialer that finds TCP
+ * listening must find shm there too, or it would settle for TCP. Port 0
+ * (the kernel picks): TCP first, for the port; nobody can dial it before
+ * tsm_ctx_listen has returned the bound URL. */
 tsm_err tsm__ofi_auto_listen_addr(tsm__io *io, const char *addr)
 {
 	struct ofi_auto *a = A(io);
@@ -600,14 +693,20 @@ tsm_err tsm__ofi_auto_listen_addr(tsm__io *io, const char *addr)
 		return tsm__err_set(TSM_ESTATE, "auto: one listener per context");
 	snprintf(url, sizeof(url), "tcp://%s", addr);
 	tsm_err e = tsm__url_parse(url, &a->lurl);
-	if (!e)
-		e = tsm__tcp_listen(&a->lurl, &a->tcp_lfd);
 	if (e)
 		return e;
+	bool early = auto_port(&a->lurl) != 0;
+	if (early)
+		auto_listen_tiers(a);
+	if ((e = tsm__tcp_listen(&a->lurl, &a->tcp_lfd)) != TSM_OK) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", tsm_err_detail());
+		auto_unbind_tiers(a);
+		return tsm__err_set(e, "%s", why);
+	}
 	a->bound = true;
-	tsm__url_format(&a->lurl, url, sizeof(url));
-	for (int t = 0; t < AT_TCP; t++)
-		auto_listen_tier(a, t, url + 6); /* after "tcp://" */
+	if (!early)
+		auto_listen_tiers(a);
 	return TSM_OK;
 }
 
@@ -636,7 +735,8 @@ static tsm_err auto_listen(tsm__io *io, tsm__lst *l)
 		l->fd = a->tcp_lfd;
 		a->tcp_lfd = -1;
 	}
-	tsm_err e = tcp->ops->listen(tcp->io, l);
+	tsm_err e;
+	AUTO_TCP(a, e = tcp->ops->listen(tcp->io, l));
 	for (int t = 0; !e && t < AT_TCP; t++) {
 		struct auto_tier_state *s = &a->t[t];
 		if (!s->bound || s->listening)
@@ -659,7 +759,7 @@ static void auto_lst_close(tsm__io *io, tsm__lst *l)
 			s->ops->lst_close(s->io, &s->lst);
 		s->listening = false;
 	}
-	a->t[AT_TCP].ops->lst_close(a->t[AT_TCP].io, l);
+	AUTO_TCP(a, a->t[AT_TCP].ops->lst_close(a->t[AT_TCP].io, l));
 	a->outer = NULL;
 }
 
@@ -679,7 +779,8 @@ static tsm_err auto_adopt(tsm__io *io, tsm__conn *c)
 	struct auto_tier_state *s = auto_conn_tier(a, c->fd);
 	if (!s)
 		return tsm__err_set(TSM_EINVAL, "auto: %d is no connection", c->fd);
-	tsm_err e = s->ops->adopt(s->io, c);
+	tsm_err e;
+	AUTO_TCP(a, e = s->ops->adopt(s->io, c));
 	if (!e) {
 		char peer[128], what[160];
 		if (tsm__ofi_auto_peer_name(io, c->fd, peer, sizeof(peer)))
@@ -693,17 +794,21 @@ static tsm_err auto_adopt(tsm__io *io, tsm__conn *c)
 static tsm_err auto_recv(tsm__io *io, tsm__conn *c, void *buf, size_t len)
 {
 	struct auto_tier_state *s = auto_conn_tier(A(io), c->fd);
+	tsm_err e;
 	if (!s)
 		return tsm__err_set(TSM_EINVAL, "auto: recv on no connection");
-	return s->ops->recv(s->io, c, buf, len);
+	AUTO_TCP(A(io), e = s->ops->recv(s->io, c, buf, len));
+	return e;
 }
 
 static tsm_err auto_send(tsm__io *io, tsm__conn *c)
 {
 	struct auto_tier_state *s = auto_conn_tier(A(io), c->fd);
+	tsm_err e;
 	if (!s)
 		return tsm__err_set(TSM_EINVAL, "auto: send on no connection");
-	return s->ops->send(s->io, c);
+	AUTO_TCP(A(io), e = s->ops->send(s->io, c));
+	return e;
 }
 
 /* A connection no tier holds (its dial never started) is closed here,
@@ -713,6 +818,10 @@ static void auto_close(tsm__io *io, tsm__conn *c)
 	struct ofi_auto *a = A(io);
 	auto_dial_drop(a, c);
 	struct auto_tier_state *s = auto_conn_tier(a, c->fd);
+	if (s == &a->t[AT_TCP]) {
+		AUTO_TCP(a, s->ops->close(s->io, c));
+		return;
+	}
 	if (s)
 		return s->ops->close(s->io, c);
 	if (c->closing)
@@ -791,12 +900,14 @@ static int auto_wait(tsm__io *io, tsm_time deadline)
 		others = true;
 		n += a->t[t].ops->wait(a->t[t].io, 0);
 	}
+	int m;
 	if (a->busy || n > 0 || !others) {
 		a->backoff = OFI_SLEEP_MIN;
-		return n + tcp->ops->wait(tcp->io, a->busy || n > 0 ? 0 : deadline);
+		AUTO_TCP(a, m = tcp->ops->wait(tcp->io, a->busy || n > 0 ? 0 : deadline));
+		return n + m;
 	}
 	tsm_time until = TSM_MIN(deadline, tsm__now() + a->backoff);
-	int m = tcp->ops->wait(tcp->io, until);
+	AUTO_TCP(a, m = tcp->ops->wait(tcp->io, until));
 	a->backoff = m ? OFI_SLEEP_MIN : TSM_MIN(a->backoff * 2, OFI_SLEEP_MAX);
 	return m;
 }
@@ -812,7 +923,7 @@ static void auto_flush(tsm__io *io)
 	struct ofi_auto *a = A(io);
 	for (int t = 0; t < AT__N; t++)
 		if (a->t[t].io)
-			a->t[t].ops->flush(a->t[t].io);
+			AUTO_TCP(a, a->t[t].ops->flush(a->t[t].io));
 }
 
 /* --- set-up -------------------------------------------------------------- */
@@ -832,7 +943,7 @@ static void auto_fini(tsm__io *io)
 	auto_closed_run(a);
 	for (int t = 0; t < AT__N; t++)
 		if (a->t[t].io)
-			a->t[t].ops->fini(a->t[t].io);
+			AUTO_TCP(a, a->t[t].ops->fini(a->t[t].io));
 	if (a->tcp_lfd >= 0)
 		close(a->tcp_lfd);
 	free(a->dials);
