@@ -851,9 +851,10 @@ fabric_median() {
 
 # fabric_one PROVIDER URL_TEMPLATE SIZE ITERS TARGET: busy-poll round
 # trips through libtsm and through the raw floor, same provider,
-# alternating BENCH_ROUNDS times (each with its share of the iterations,
-# and a tenth as many warm-up round trips, as raw_fabric takes); the p50s
-# are medians over the rounds. --secure (or TSM_BENCH_ARGS) reaches
+# alternating BENCH_ROUNDS times (each with its share of the iterations
+# after a warm-up of a tenth as many, as raw_fabric takes, but at least
+# 200: libtsm has buffers and caches to warm, the floor one buffer); the
+# p50s are medians over the rounds. --secure (or TSM_BENCH_ARGS) reaches
 # tsm_bench; the floor is plaintext either way.
 fabric_one() {
 	local prov=$1 url=$2 size=$3 iters=$4 tgt=$5 tline rline t r ratio n
@@ -863,7 +864,7 @@ fabric_one() {
 		rline=$(timeout "$case_timeout" "$build_dir/bench/raw_fabric" "$prov" \
 			"$size" "$n" 2>/dev/null | grep '^raw_fabric:') || rline=
 		tline=$(timeout "$case_timeout" "$build_dir/bench/tsm_bench" rt --busy \
-			--size "$size" --iters "$n" --warmup $((n / 10 + 10)) \
+			--size "$size" --iters "$n" --warmup $((n / 10 + 10 > 200 ? n / 10 + 10 : 200)) \
 			--url "$url" "${tsm_extra[@]}" 2>/dev/null |
 			grep '^tsm:' | tail -n 1) || tline=
 		if [ -z "$rline" ] || [ -z "$tline" ]; then
