@@ -367,7 +367,12 @@ static int peer_get(tsm__io *io, const uint8_t *name, size_t n)
 	p->gen = gen; /* completions for the last user of the slot are stale */
 	memcpy(p->name, name, n);
 	p->nlen = (uint16_t)n;
-	if (fi_av_insert(io->av, p->name, 1, &p->fa, 0, NULL) != 1)
+	tsm__ofi_shm_rdlock(io);
+	p->same_proc = io->addr_format == FI_ADDR_STR &&
+	               tsm__ofi_shm_live(p->name, n);
+	int r = fi_av_insert(io->av, p->name, 1, &p->fa, 0, NULL);
+	tsm__ofi_shm_unlock(io);
+	if (r != 1)
 		return -1;
 	p->used = true;
 	p->refs = 1;
@@ -409,14 +414,17 @@ static void tx_failed(tsm__io *io, struct ofi_buf *b, int err)
 static int peer_post(tsm__io *io, struct ofi_peer *p, struct ofi_buf *b)
 {
 	ssize_t r;
-	if (b->len <= io->inject && b->type != OFI_T_CLOSE) {
+	tsm__ofi_shm_rdlock(io);
+	if (p->same_proc && !tsm__ofi_shm_live(p->name, p->nlen))
+		r = -FI_ECONNREFUSED; /* its region is gone: ofi_ep.c */
+	else if (b->len <= io->inject && b->type != OFI_T_CLOSE)
 		r = fi_inject(io->ep, b->data, b->len, p->fa);
-		if (r == 0)
-			tsm__ofi_buf_put(io, b);
-		return (int)r;
-	}
-	r = fi_send(io->ep, b->data, b->len, b->desc, p->fa, &b->fctx);
-	if (r == 0)
+	else
+		r = fi_send(io->ep, b->data, b->len, b->desc, p->fa, &b->fctx);
+	tsm__ofi_shm_unlock(io);
+	if (r == 0 && b->len <= io->inject && b->type != OFI_T_CLOSE)
+		tsm__ofi_buf_put(io, b);
+	else if (r == 0)
 		p->inflight++;
 	return (int)r;
 }
@@ -1140,7 +1148,10 @@ static bool cq_error(tsm__io *io)
 {
 	struct fi_cq_err_entry e;
 	memset(&e, 0, sizeof(e));
-	if (fi_cq_readerr(io->cq, &e, 0) != 1)
+	tsm__ofi_shm_rdlock(io);
+	ssize_t r = fi_cq_readerr(io->cq, &e, 0);
+	tsm__ofi_shm_unlock(io);
+	if (r != 1)
 		return false;
 	struct ofi_buf *b = e.op_context;
 	if (!b)
@@ -1161,7 +1172,9 @@ static int cq_drain(tsm__io *io)
 	struct fi_cq_msg_entry ent[16];
 	int total = 0;
 	for (;;) {
+		tsm__ofi_shm_rdlock(io);
 		ssize_t n = fi_cq_read(io->cq, ent, TSM_ARRAY_LEN(ent));
+		tsm__ofi_shm_unlock(io);
 		if (n == -FI_EAVAIL && cq_error(io)) {
 			total++;
 			continue;
@@ -1412,10 +1425,16 @@ static void fini_cq_drain(tsm__io *io)
 {
 	struct fi_cq_msg_entry ent[16];
 	struct fi_cq_err_entry err;
+	tsm__ofi_shm_rdlock(io);
 	ssize_t n = fi_cq_read(io->cq, ent, TSM_ARRAY_LEN(ent));
+	ssize_t e = 0;
 	if (n == -FI_EAVAIL) {
 		memset(&err, 0, sizeof(err));
-		if (fi_cq_readerr(io->cq, &err, 0) != 1 || !err.op_context)
+		e = fi_cq_readerr(io->cq, &err, 0);
+	}
+	tsm__ofi_shm_unlock(io);
+	if (n == -FI_EAVAIL) {
+		if (e != 1 || !err.op_context)
 			return;
 		ent[0].op_context = err.op_context;
 		n = 1;

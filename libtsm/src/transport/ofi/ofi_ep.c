@@ -118,6 +118,95 @@ tsm_err tsm__ofi_probe(const char *provider)
 	return r ? ep_fail(r, "fi_getinfo") : TSM_OK;
 }
 
+/* --- shm endpoints of this process --------------------------------------- */
+
+/*
+ * libfabric 1.17 shm maps a peer endpoint of the same process straight to
+ * that endpoint's region (its ep_name_list) and unmaps the region when
+ * the endpoint closes: a sender that still points at it crashes
+ * (SIGSEGV in pthread_spin_lock). So the process keeps the names of its
+ * live shm endpoints; closing one takes shm_rw for writing, and every
+ * call of another shm engine that may touch a peer's region (sends, CQ
+ * reads, AV inserts) holds it for reading and first checks that a peer
+ * of this process is still live (tsm__ofi_shm_live).
+ */
+static pthread_rwlock_t shm_rw = PTHREAD_RWLOCK_INITIALIZER;
+#define SHM_LIVE_MAX 256
+static char shm_live[SHM_LIVE_MAX][OFI_NAME_MAX + 1];
+static unsigned shm_nlive;
+
+/* fork(): the child must not inherit the lock held by a thread it does
+ * not have, and the endpoints it inherits are another process's now (its
+ * copy of their regions stays mapped when the parent closes them). */
+static void shm_fork_prepare(void)
+{
+	pthread_rwlock_wrlock(&shm_rw);
+}
+
+static void shm_fork_parent(void)
+{
+	pthread_rwlock_unlock(&shm_rw);
+}
+
+/* Not unlock: glibc takes an unlock from a thread id other than the
+ * writer's (the child's thread has a new one) for a reader's. */
+static void shm_fork_child(void)
+{
+	shm_nlive = 0;
+	pthread_rwlock_init(&shm_rw, NULL);
+}
+
+static pthread_once_t shm_once = PTHREAD_ONCE_INIT;
+
+static void shm_atfork(void)
+{
+	(void)pthread_atfork(shm_fork_prepare, shm_fork_parent, shm_fork_child);
+}
+
+void tsm__ofi_shm_rdlock(const tsm__io *io)
+{
+	if (io->addr_format == FI_ADDR_STR)
+		pthread_rwlock_rdlock(&shm_rw);
+}
+
+void tsm__ofi_shm_unlock(const tsm__io *io)
+{
+	if (io->addr_format == FI_ADDR_STR)
+		pthread_rwlock_unlock(&shm_rw);
+}
+
+/* With shm_rw held (either way). */
+bool tsm__ofi_shm_live(const uint8_t *name, size_t n)
+{
+	for (unsigned i = 0; i < shm_nlive; i++)
+		if (strncmp(shm_live[i], (const char *)name, n) == 0)
+			return true;
+	return false;
+}
+
+static void shm_live_add(const tsm__io *io)
+{
+	if (io->addr_format != FI_ADDR_STR)
+		return;
+	pthread_once(&shm_once, shm_atfork);
+	pthread_rwlock_wrlock(&shm_rw);
+	if (shm_nlive < SHM_LIVE_MAX)
+		snprintf(shm_live[shm_nlive++], sizeof(shm_live[0]), "%s",
+		         (const char *)io->name);
+	pthread_rwlock_unlock(&shm_rw);
+}
+
+/* With shm_rw held for writing. */
+static void shm_live_del(const tsm__io *io)
+{
+	for (unsigned i = 0; i < shm_nlive; i++) {
+		if (strcmp(shm_live[i], (const char *)io->name) == 0) {
+			memcpy(shm_live[i], shm_live[--shm_nlive], sizeof(shm_live[0]));
+			return;
+		}
+	}
+}
+
 /* --- shm names: one holder per process ---------------------------------- */
 
 /* libfabric 1.17 shm crashes when two endpoints of one process take the
@@ -278,6 +367,7 @@ static tsm_err ep_open_ep(tsm__io *io)
 	if ((r = fi_getname(&io->ep->fid, io->name, &io->nlen)) != 0)
 		return ep_fail(r, "fi_getname (names over 64 bytes are not supported)");
 	io->name[io->nlen] = 0;
+	shm_live_add(io);
 	return TSM_OK;
 }
 
@@ -450,12 +540,19 @@ static void ep_close_fid(struct fid *f)
  * flight), then the buffers' registrations, then what they hang on. */
 void tsm__ofi_ep_close(tsm__io *io)
 {
+	bool shm = io->ep && io->addr_format == FI_ADDR_STR;
+	if (shm) { /* no sender of this process may point into our region */
+		pthread_rwlock_wrlock(&shm_rw);
+		shm_live_del(io);
+	}
 	ep_close_fid(io->ep ? &io->ep->fid : NULL);
 	ep_free_buffers(io);
 	ep_close_fid(io->av ? &io->av->fid : NULL);
 	ep_close_fid(io->cq ? &io->cq->fid : NULL);
 	ep_close_fid(io->domain ? &io->domain->fid : NULL);
 	ep_close_fid(io->fabric ? &io->fabric->fid : NULL);
+	if (shm)
+		pthread_rwlock_unlock(&shm_rw);
 	if (io->info)
 		fi_freeinfo(io->info);
 	io->ep = NULL;

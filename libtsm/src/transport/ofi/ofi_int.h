@@ -83,6 +83,7 @@ struct ofi_peer {
 	uint32_t gen;
 	bool used;
 	bool blocked;      /* on io->blocked: sends wait for FI_EAGAIN to end */
+	bool same_proc;    /* shm: an endpoint of this process (ofi_ep.c) */
 	uint16_t nlen;
 	unsigned refs, embryos, inflight;
 	tsm_time idle_since;
@@ -229,6 +230,11 @@ tsm_err tsm__ofi_probe(const char *provider);
  * 1.17 shm maps a peer of the same process straight to that endpoint's
  * region, which is unmapped when it closes, so its senders crash. */
 bool tsm__ofi_shm_held(const char *name);
+/* shm engines: around calls that may touch a peer's region (ofi_ep.c
+ * "shm endpoints of this process"); no-ops for other providers. */
+void tsm__ofi_shm_rdlock(const tsm__io *io);
+void tsm__ofi_shm_unlock(const tsm__io *io);
+bool tsm__ofi_shm_live(const uint8_t *name, size_t n);
 tsm_err tsm__ofi_ep_open(tsm__io *io, const char *listen_addr);
 void tsm__ofi_ep_close(tsm__io *io);
 struct ofi_buf *tsm__ofi_buf_get(tsm__io *io, size_t len, bool ctrl);
