@@ -548,7 +548,8 @@ static const char pub_help[] =
 	"\n"
 	CLI_SEC_HELP
 	"\n"
-	"URLs: tcp://HOST:PORT (io_uring; epoll with TSM_NO_URING=1), inproc://NAME;\n"
+	"URLs: tcp://HOST:PORT (io_uring; epoll with TSM_NO_URING=1), inproc://NAME,\n"
+	"auto://HOST:PORT (verbs, shm or TCP per peer), ofi+tcp://, ofi+shm://NAME;\n"
 	"a dialed URL may end in '#SPIFFE-ID-PATTERN', the peer it must be.\n"
 	"Prints 'pub: published=N ...' on stdout. Exit 0 ok, 1 failure, 2 usage.\n";
 
