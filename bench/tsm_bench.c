@@ -119,8 +119,14 @@ static tsm_err tb_open_a(tsm_ctx **ctx, const struct tb_opts *o, char *url)
 	tsm_err e;
 
 	if (o->url) { /* e.g. ofi+tcp://127.0.0.1:%d or ofi+shm://tsmb%d */
-		snprintf(url, TB_URL_MAX, o->url, 20000 + getpid() % 20000);
-		return tb_ctx_open(ctx, o, 0, url, NULL);
+		/* Other jobs on the machine may hold the port: try the next. */
+		for (int k = 0; k < 16; k++) {
+			snprintf(url, TB_URL_MAX, o->url, 20000 + (getpid() + k * 977) % 20000);
+			e = tb_ctx_open(ctx, o, 0, url, NULL);
+			if (e != TSM_ERR_ADDR_IN_USE)
+				break;
+		}
+		return e;
 	}
 	if (o->port) {
 		snprintf(url, TB_URL_MAX, "tcp://127.0.0.1:%d", o->port);
