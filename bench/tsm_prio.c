@@ -21,6 +21,11 @@
  * With --netns-b, B enters that network namespace before it opens its
  * context and dials --addr (bench/run.sh's prio-tbf case).
  *
+ * --stats prints each side's counters (tx.backlog_* among them) and its
+ * per-topic latencies: B's bench/prio/urgent is the one-way A -> B time
+ * from A's publish, A's bench/prio/echo the way back (one host, one
+ * clock), which tells where a slow round trip spent its time.
+ *
  * Output, parsed by bench/run.sh:
  *   tsm: case=prio mode=session transport=io_uring secure=0 ...
  */
@@ -59,6 +64,24 @@ struct tp_a {
 	int bulk_err;
 	uint64_t queue_full;
 };
+
+/* ---- --stats: per (topic, lane) latency, on stderr ---- */
+
+static void tp_topic_line(void *arg, const tsm_topic_stats *t)
+{
+	fprintf(stderr, "tsm %s: topic %s lane %u: delivered %llu, latency "
+	        "p50/p99/max %.0f/%.0f/%.0f us, local p50/p99 %.0f/%.0f us\n",
+	        (const char *)arg, t->topic, t->lane,
+	        (unsigned long long)t->delivered, t->latency.p50_ns / 1e3,
+	        t->latency.p99_ns / 1e3, t->latency.max_ns / 1e3,
+	        t->local.p50_ns / 1e3, t->local.p99_ns / 1e3);
+}
+
+static void tp_dump(tsm_ctx *ctx, const char *who, int all)
+{
+	tc_dump_stats(ctx, who, all);
+	tsm_stats_topics(ctx, tp_topic_line, (void *)who);
+}
 
 /* ---- A ---- */
 
@@ -241,7 +264,7 @@ static int tp_parent(int wfd, pid_t child, const struct tp_opts *o,
 		}
 	}
 	if (ctx && (rc < 0 || o->stats))
-		tc_dump_stats(ctx, "A", o->stats);
+		tp_dump(ctx, "A", o->stats);
 	tsm_pub_close(a.urgent);
 	tsm_pub_close(a.bulk);
 	tsm_sub_close(a.echo);
@@ -420,7 +443,7 @@ static int tp_child(int rfd, const struct tp_opts *o, struct mix_shared *sh)
 	else
 		rc = tp_b_run(ctx, o, sh);
 	if (rc < 0 || o->stats)
-		tc_dump_stats(ctx, "B", o->stats);
+		tp_dump(ctx, "B", o->stats);
 	tsm_ctx_close(ctx);
 	return rc == 0 ? 0 : 1;
 }

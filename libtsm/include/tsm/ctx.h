@@ -92,6 +92,9 @@ typedef struct tsm_outcome {
  */
 typedef void (*tsm_outcome_fn)(void *arg, const tsm_outcome *o);
 
+/* tsm_ctx_params.send_backlog_us: no rate-based budget (fixed 128 KiB) */
+#define TSM_SEND_BACKLOG_OFF UINT32_MAX
+
 /*
  * tsm_ctx_params: how to open a context. Initialise with
  * tsm_ctx_params_init() and then set fields; the size field lets later
@@ -195,6 +198,17 @@ typedef struct tsm_ctx_params {
 	                               this node there every 2 s and dial the
 	                               nodes heard (URL only, no topics, TLS
 	                               and policy decide); NULL = off */
+
+	/*
+	 * send_backlog_us: on TCP, how much a session lets the kernel hold
+	 * that TCP has not sent yet, in µs at the connection's measured
+	 * delivery rate (8..128 KiB; the socket's TCP_NOTSENT_LOWAT follows
+	 * it). The rest waits in the lanes, where a more urgent message still
+	 * overtakes it: an urgent message queues behind at most this much
+	 * (docs/design/qos.md). 0 = default (200 µs);
+	 * TSM_SEND_BACKLOG_OFF: a fixed 128 KiB, as before.
+	 */
+	uint32_t send_backlog_us;
 } tsm_ctx_params;
 
 /*
@@ -224,7 +238,8 @@ size_t tsm_ctx_params_size(void);
  * "preauth_per_source", "lane_dscp" (eight comma-separated values, -1 =
  * unmarked: "46,46,34,26,18,10,0,0"), "seed" (appends to connect),
  * "advertise" (appends a URL), "discovery" (0/1), "gossip_interval_ms",
- * "peer_timeout_ms", "max_peers", "beacon" (GROUP:PORT).
+ * "peer_timeout_ms", "max_peers", "beacon" (GROUP:PORT),
+ * "send_backlog_us" (µs, or "off").
  * value is borrowed
  * like every string of tsm_ctx_params: it must live until tsm_ctx_open
  * returns. Returns TSM_ERR_BAD_PARAMS for an unknown key or a bad value

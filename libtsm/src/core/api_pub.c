@@ -260,8 +260,11 @@ static void pub_local(tsm_pub *p, tsm__omsg *m)
 static bool pub_push(tsm_ctx *ctx, tsm__omsg *m)
 {
 	uint64_t used = atomic_load(&ctx->pubq_bytes);
-	/* one message may always go into empty rings, however large */
-	if (used && used + m->len > ctx->p.publish_queue_bytes)
+	/* one message may always go into empty rings, however large; less
+	 * urgent lanes stop short of the budget, so that bulk never makes an
+	 * urgent tsm_publish wait (tsm__lane_limit) */
+	if (used && used + m->len > tsm__lane_limit(ctx->p.publish_queue_bytes,
+	                                            m->prio))
 		return false;
 	if (!tsm__mpmc_push(&ctx->pubq[m->prio], m))
 		return false;

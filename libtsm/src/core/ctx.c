@@ -20,6 +20,7 @@ tsm_err tsm__ts_init(tsm_ctx *ctx);
 #include "session/resume.h"
 #include "session/session.h"
 #include "transport/tcp/tcp.h"
+#include "transport/fault/fault.h"
 
 extern const tsm__io_cbs tsm__loop_cbs;
 void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait);
@@ -295,7 +296,8 @@ TSM_API tsm_err tsm_ctx_open(tsm_ctx **out, const tsm_ctx_params *p)
 		return tsm__err_set(TSM_ENOMEM, "tsm_ctx_open");
 	ctx_defaults(ctx, p);
 	if ((e = ctx_family(ctx, p)) || (e = ctx_init_sync(ctx)) || (e = tsm__ts_init(ctx)) ||
-	    (!ctx->insecure && (e = tsm__cred_open(ctx, p))) || (e = ctx_engine(ctx))) {
+	    (!ctx->insecure && (e = tsm__cred_open(ctx, p))) || (e = ctx_engine(ctx)) ||
+	    (e = tsm__fault_install(ctx))) { /* TSM_FAULT: tests only */
 		char why[512];
 		snprintf(why, sizeof(why), "%s", tsm_err_detail());
 		tsm__cred_close(ctx);
@@ -495,8 +497,22 @@ static void ctx_drain(tsm_ctx *ctx)
 		uint8_t body[8] = {0};
 		tsm__st32(body, (uint32_t)TSM_ECLOSED);
 		tsm__session_send_frame(s, TSM_F_CLOSE, body, 6);
+		s->close_sent = true;
 		tsm__session_pump(s);
 	}
+	/* Read until each peer has closed its side (it answers CLOSE at once
+	 * when its queue is empty), at most linger: closing a socket with
+	 * unread bytes (the peer's last ACKs) makes the kernel send a reset,
+	 * and a reset makes the peer's kernel drop what it had not yet
+	 * handed to the peer: the tail of the stream. */
+	bool open = true;
+	while (open && tsm__now() < end) {
+		tsm__loop_iterate(ctx, tsm__now() + 2 * TSM_MSEC);
+		open = false;
+		for (tsm__session *s = ctx->sessions; s && !open; s = s->next)
+			open = s->close_sent && s->state != SS_CLOSED;
+	}
+	end = TSM_MAX(end, tsm__now() + 10 * TSM_MSEC);
 	for (int i = 0; i < 5; i++)
 		tsm__loop_iterate(ctx, tsm__now() + 2 * TSM_MSEC);
 }

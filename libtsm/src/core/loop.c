@@ -351,7 +351,10 @@ static void route_compute(tsm_ctx *ctx, tsm__route *r)
 	r->nsess = 0;
 	for (tsm__session *s = ctx->sessions; s; s = s->next) {
 		tsm__grant g;
-		if (!tsm__session_up(s) || s->close_after_tx ||
+		/* A retiring session (replaced by a newer one with the same peer)
+		 * only drains what it has: new messages go to its heir, or the
+		 * peer would get them twice. */
+		if (!tsm__session_up(s) || s->close_after_tx || s->retiring ||
 		    !tsm__session_wants(s, r->topic) || !route_grant(ctx, s, r->topic, &g))
 			continue;
 		if (r->nsess == r->capsess && !route_grow(r))
@@ -449,14 +452,17 @@ static tsm__route *route_get(tsm_ctx *ctx, tsm__topic *t)
  * lagging: it loses its own copies (QUEUE_FULL, counted) and the others
  * go on. Congestion ends below half the limit.
  */
-static bool sess_congested(tsm_ctx *ctx, tsm__session *x, tsm_time now)
+static bool sess_congested(tsm_ctx *ctx, tsm__session *x, tsm_time now,
+                           unsigned prio)
 {
 	uint64_t lim = ctx->p.session_queue_bytes;
 	if (x->queued_bytes <= lim / 2) {
 		x->congested_since = 0;
 		x->lagging = false;
 	}
-	if (x->queued_bytes <= lim)
+	/* congested for this lane: bulk stops short of the limit, so it
+	 * never holds an urgent message back (tsm__lane_limit) */
+	if (x->queued_bytes <= tsm__lane_limit(lim, prio))
 		return false;
 	if (!x->congested_since)
 		x->congested_since = now;
@@ -473,7 +479,7 @@ static bool route_must_hold(tsm_ctx *ctx, tsm__route *r, const tsm__omsg *m,
 	bool hold = false;
 	for (uint32_t i = 0; i < r->nsess; i++) {
 		tsm__session *x = r->sess[i];
-		if (!sess_congested(ctx, x, now) || x->lagging)
+		if (!sess_congested(ctx, x, now, m->prio) || x->lagging)
 			continue;
 		bool blocks = m->reliability == TSM_RELIABLE && m->bp == TSM_BP_BLOCK;
 		tsm_time since = TSM_MAX(x->congested_since, x->last_tx_progress);
@@ -502,7 +508,8 @@ static bool loop_route_msg(tsm_ctx *ctx, tsm__omsg *m)
 			if (!route_caps_ok(ctx, r, i, m))
 				continue;
 			if (r->sess[i]->lagging &&
-			    r->sess[i]->queued_bytes > ctx->p.session_queue_bytes)
+			    r->sess[i]->queued_bytes >
+			            tsm__lane_limit(ctx->p.session_queue_bytes, m->prio))
 				tsm__drop_omsg(ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SEND_QUEUE);
 			else
 				tsm__session_enqueue(r->sess[i], m);

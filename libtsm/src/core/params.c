@@ -148,6 +148,13 @@ static tsm_err params_num(tsm_ctx_params *p, const char *k, const char *v)
 		       : (p->log_level = (tsm_log_level)x, TSM_OK);
 	if (strcmp(k, "lane_dscp") == 0)
 		return parse_dscp(p, v);
+	if (strcmp(k, "send_backlog_us") == 0) {
+		uint64_t us;
+		if (strcmp(v, "off") == 0)
+			return p->send_backlog_us = TSM_SEND_BACKLOG_OFF, TSM_OK;
+		return (e = parse_u64(k, v, 1000000, &us)) ? e
+		       : (p->send_backlog_us = (uint32_t)us, TSM_OK);
+	}
 	if (strcmp(k, "session_queue_bytes") == 0)
 		return parse_u64(k, v, UINT64_MAX, &p->session_queue_bytes);
 	if (strcmp(k, "reassembly_bytes") == 0)

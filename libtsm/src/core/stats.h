@@ -43,6 +43,9 @@
 	X(ST_TX_BYTES, "tx.bytes")                                          \
 	X(ST_TX_SENDS, "tx.sends")                                          \
 	X(ST_TX_DSCP, "tx.dscp_changes")                                    \
+	X(ST_TX_BACKLOG_WAITS, "tx.backlog_waits")                          \
+	X(ST_TX_BACKLOG_CUT, "tx.backlog_cut")                              \
+	X(ST_TX_BACKLOG_BUDGET, "tx.backlog_budget")                        \
 	X(ST_RX_FRAMES, "rx.frames")                                        \
 	X(ST_RX_BYTES, "rx.bytes")                                          \
 	X(ST_RX_MSGS, "rx.msgs")                                            \

@@ -34,6 +34,9 @@ struct tsm__rsm_sess {
 	uint32_t since_ack[TSM_WIRE_LANES];
 	tsm_time first_unacked;             /* receiver: oldest unACKed read */
 	bool resume_seen;                   /* the peer's RESUME arrived */
+	uint8_t recs[3 * (8 + 8 * TSM_WIRE_LANES)]; /* ... its records */
+	unsigned nrecs;
+	bool resume_sent;                   /* ours went out on this session */
 };
 
 /* Per absent peer node: what waits for it to come back. */
@@ -48,7 +51,11 @@ struct rsm_orphan {
 	struct rsm_orphan *next;
 };
 
-/* Per peer node whose session we lost: how far we had read it. */
+/* Per peer node, its last sessions that ended: how far we read them.
+ * Several, because a session can end before the peer has used our
+ * RESUME for the one before (sessions come and go fast on a bad link). */
+#define RSM_RX_KEEP 3
+#define RSM_RX_REC (8 + 8 * TSM_WIRE_LANES) /* on the wire, per session */
 struct rsm_rx {
 	uint64_t node_id, session_id;
 	uint64_t rx_seq[TSM_WIRE_LANES];
@@ -56,10 +63,43 @@ struct rsm_rx {
 	struct rsm_rx *next;
 };
 
+/* A message a lost session was reassembling (tsm__rsm_defer_partial). */
+struct rsm_partial {
+	uint64_t node_id, msg_id;
+	tsm__topic *topic;                  /* reference */
+	uint8_t prio;
+	tsm_time expires;
+	struct rsm_partial *next;
+};
+
 struct tsm__rsm_ctx {
 	struct rsm_orphan *orphans;
 	struct rsm_rx *rx;
+	struct rsm_partial *partials;
 };
+
+/* Reports (or, when the sender is back, forgets) deferred partials. */
+static void rsm_partials_end(tsm_ctx *ctx, uint64_t node_id, bool back,
+                             tsm_time now)
+{
+	struct tsm__rsm_ctx *c = ctx->rsm;
+	for (struct rsm_partial **pp = c ? &c->partials : NULL; pp && *pp;) {
+		struct rsm_partial *p = *pp;
+		bool mine = node_id ? p->node_id == node_id : now >= p->expires;
+		if (!mine) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (!back) {
+			struct tsm_msg m = {.topic = p->topic, .prio = p->prio,
+			                    .id = p->msg_id};
+			tsm__drop_msg(ctx, &m, TSM_ERR_PEER_LOST, TSM_AT_REASSEMBLY);
+		}
+		tsm__topic_unref(p->topic);
+		free(p);
+	}
+}
 
 static struct tsm__rsm_ctx *rsm_ctx(tsm_ctx *ctx)
 {
@@ -103,6 +143,8 @@ static void fifo_pop(struct rsm_fifo *f)
 	f->head = (f->head + 1) % f->cap;
 	f->n--;
 }
+
+static void rsm_send_resume(tsm__session *s);
 
 /* ---- sender: unacknowledged messages ------------------------------------ */
 
@@ -236,7 +278,9 @@ static void rsm_orphan_free(tsm_ctx *ctx, struct rsm_orphan *o, tsm_err why)
 	free(o);
 }
 
-static struct rsm_orphan *rsm_orphan_new(tsm__session *s)
+/* A new orphan for s's peer node with s's subscriptions; linked into
+ * the context's list when link is set (else tsm__rsm_closed merges it). */
+static struct rsm_orphan *rsm_orphan_new(tsm__session *s, bool link)
 {
 	tsm_ctx *ctx = s->ctx;
 	struct tsm__rsm_ctx *c = rsm_ctx(ctx);
@@ -250,8 +294,10 @@ static struct rsm_orphan *rsm_orphan_new(tsm__session *s)
 		if ((o->patterns[o->npatterns] = strdup(s->patterns[i] + 1)))
 			o->npatterns++;
 	o->expires = tsm__now() + ctx->p.peer_timeout;
-	o->next = c->orphans;
-	c->orphans = o;
+	if (link) {
+		o->next = c->orphans;
+		c->orphans = o;
+	}
 	return o;
 }
 
@@ -261,13 +307,17 @@ static void rsm_remember_rx(tsm__session *s)
 	struct rsm_rx *x = c ? calloc(1, sizeof(*x)) : NULL;
 	if (!x)
 		return;
-	for (struct rsm_rx **pp = &c->rx; *pp; pp = &(*pp)->next) {
-		if ((*pp)->node_id == s->peer_node_id) { /* the newest counts */
-			struct rsm_rx *old = *pp;
-			*pp = old->next;
-			free(old);
-			break;
+	unsigned kept = 0;
+	for (struct rsm_rx **pp = &c->rx; *pp;) {
+		struct rsm_rx *o = *pp;
+		/* Newest first: beyond RSM_RX_KEEP - 1 older ones, forget. */
+		if (o->node_id == s->peer_node_id &&
+		    (o->session_id == s->session_id || ++kept >= RSM_RX_KEEP)) {
+			*pp = o->next;
+			free(o);
+			continue;
 		}
+		pp = &o->next;
 	}
 	x->node_id = s->peer_node_id;
 	x->session_id = s->session_id;
@@ -278,30 +328,41 @@ static void rsm_remember_rx(tsm__session *s)
 	c->rx = x;
 }
 
-/* A loss, as opposed to a close either side asked for or a refusal. */
+/* Anything but a close either side asked for: a loss, a broken stream
+ * (AEAD failure, a protocol error after a corrupted byte), a timeout.
+ * After a CLOSE the peer has read everything before it (one ordered
+ * stream), so nothing needs keeping then. */
 static bool rsm_is_loss(tsm_err reason)
 {
-	return reason == TSM_ERR_PEER_LOST ||
-	       tsm_err_class(reason) == TSM_ETRANSPORT;
+	return reason != TSM_OK && reason != TSM_ECLOSED;
 }
 
 void tsm__rsm_closing(tsm__session *s, tsm_err reason)
 {
 	struct tsm__rsm_sess *r = s->rsm;
 	s->rsm_orphan = NULL;
-	if (!tsm__session_up(s) && !s->retiring)
+	if (!tsm__session_up(s) && !s->retiring && s->state != SS_DRAINING)
 		return; /* never established: nothing was sent or read */
-	if (!rsm_is_loss(reason) || !s->peer_node_id ||
-	    atomic_load(&s->ctx->stopping))
+	if (!s->peer_node_id || atomic_load(&s->ctx->stopping))
 		return;
+	/* How far we read is remembered whatever the reason: the peer may
+	 * see this close as a loss even when we do not (it decides alone
+	 * whether to keep messages for us, and RESUME must then say exactly
+	 * what we have, or it would send them twice). */
 	rsm_remember_rx(s);
-	struct rsm_orphan *o = rsm_orphan_find(s->ctx, s->peer_node_id);
-	if (!o && !(o = rsm_orphan_new(s)))
+	for (tsm__session *y = s->ctx->sessions; y; y = y->next)
+		if (y != s && y->peer_node_id == s->peer_node_id &&
+		    tsm__session_up(y) && y->rsm && y->rsm->resume_sent)
+			rsm_send_resume(y); /* the peer learns what we read on s */
+	if (!rsm_is_loss(reason))
 		return;
-	o->expires = tsm__now() + s->ctx->p.peer_timeout;
+	/* This session's messages are older than anything already waiting
+	 * for the node: they gather apart and tsm__rsm_closed puts them in
+	 * front, once the queues are purged into them too. */
+	struct rsm_orphan *o = rsm_orphan_new(s, false);
+	if (!o)
+		return;
 	s->rsm_orphan = o;
-	/* Unacknowledged messages first, lane by lane in sequence order; the
-	 * lanes' relative order does not matter (each lane is ordered). */
 	for (unsigned l = 0; r && l < TSM_WIRE_LANES; l++) {
 		struct rsm_ent *e;
 		while ((e = fifo_front(&r->unacked[l]))) {
@@ -311,9 +372,6 @@ void tsm__rsm_closing(tsm__session *s, tsm_err reason)
 		}
 	}
 	tsm__stat_add(&s->ctx->stats, ST_RSM_ORPHANED, 1);
-	tsm__log(s->ctx, TSM_LOG_INFO, "session %s (%s) lost: %u reliable "
-	         "message(s) kept for its return", s->peer_addr, s->peer_name,
-	         o->q.n);
 }
 
 bool tsm__rsm_keep(tsm__session *s, tsm__omsg *m)
@@ -323,6 +381,23 @@ bool tsm__rsm_keep(tsm__session *s, tsm__omsg *m)
 		return false;
 	rsm_orphan_add(s->ctx, o,
 	               (struct rsm_ent){0, UINT64_MAX, m->prio, tsm__omsg_ref(m)});
+	return true;
+}
+
+bool tsm__rsm_defer_partial(tsm__session *s, const tsm_msg *m)
+{
+	tsm_ctx *ctx = s->ctx;
+	struct tsm__rsm_ctx *c;
+	if (!rsm_is_loss(s->close_reason) || !s->peer_node_id ||
+	    atomic_load(&ctx->stopping) || !m->topic || !(c = rsm_ctx(ctx)))
+		return false;
+	struct rsm_partial *p = calloc(1, sizeof(*p));
+	if (!p)
+		return false;
+	*p = (struct rsm_partial){s->peer_node_id, m->id, tsm__topic_ref(m->topic),
+	                          m->prio, tsm__now() + ctx->p.peer_timeout,
+	                          c->partials};
+	c->partials = p;
 	return true;
 }
 
@@ -345,47 +420,79 @@ void tsm__rsm_session_free(tsm__session *s)
 
 /* ---- return ------------------------------------------------------------- */
 
-void tsm__rsm_session_up(tsm__session *s)
+/* RESUME: one record (a zero session id when there is none), at most
+ * RSM_RX_KEEP: session id, then how far each lane was read. Sent when a
+ * session comes up and again whenever another session with the same
+ * node ends here, so the peer always knows what we read on it. */
+static void rsm_send_resume(tsm__session *s)
 {
-	uint8_t seqs[8 * TSM_WIRE_LANES] = {0};
-	uint64_t old = 0;
+	uint8_t seqs[RSM_RX_KEEP * RSM_RX_REC] = {0};
+	unsigned n = 0;
 	struct tsm__rsm_ctx *c = s->ctx->rsm;
-	for (struct rsm_rx **pp = c ? &c->rx : NULL; pp && *pp; pp = &(*pp)->next) {
-		struct rsm_rx *x = *pp;
+	for (struct rsm_rx *x = c ? c->rx : NULL; x && n < RSM_RX_KEEP;
+	     x = x->next) {
 		if (x->node_id != s->peer_node_id)
 			continue;
-		old = x->session_id;
+		uint8_t *p = seqs + RSM_RX_REC * n++;
+		tsm__st64(p, x->session_id);
 		for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
-			tsm__st64(seqs + 8 * i, x->rx_seq[i]);
-		*pp = x->next;
-		free(x);
-		break;
+			tsm__st64(p + 8 + 8 * i, x->rx_seq[i]);
 	}
-	/* New reliable messages for this node wait in its orphan, behind the
-	 * ones kept, until the peer's RESUME says what it has read. */
-	s->rsm_hold = rsm_orphan_find(s->ctx, s->peer_node_id) != NULL;
-	/* Always sent: the peer may hold an orphan for us and waits for it. */
-	tsm__ctrl r = {.type = TSM_C_RESUME, .value = old, .str = seqs,
-	               .str_len = sizeof(seqs)};
-	tsm__session_send_ctrl(s, &r);
+	tsm__ctrl r = {.type = TSM_C_RESUME, .value = n ? n : 1, .str = seqs,
+	               .str_len = (uint16_t)(RSM_RX_REC * (n ? n : 1))};
+	struct tsm__rsm_sess *st = rsm_sess(s);
+	if (tsm__session_send_ctrl(s, &r) == TSM_OK && st)
+		st->resume_sent = true;
 }
 
-tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t old_id,
-                           const uint8_t *seqs, size_t len)
+void tsm__rsm_session_up(tsm__session *s)
+{
+	/* Read positions are kept until they expire: a RESUME can be lost
+	 * with its session, and the next one must be able to say it again. */
+	rsm_partials_end(s->ctx, s->peer_node_id, true, 0); /* it resends */
+	/* New reliable messages for this node wait in its orphan, behind the
+	 * ones kept, until the peer's RESUME says what it has read; so they
+	 * do too while an older session with the node is still open here
+	 * (the peer may have ended it: its RESUME says so). */
+	bool other = false;
+	for (tsm__session *x = s->ctx->sessions; x && !other; x = x->next)
+		other = x != s && x->peer_node_id == s->peer_node_id &&
+		        x->state != SS_CLOSED;
+	s->rsm_hold = rsm_orphan_find(s->ctx, s->peer_node_id) != NULL ||
+	              (other && rsm_orphan_new(s, true) != NULL);
+	/* Always sent: the peer may hold an orphan for us and waits for it. */
+	rsm_send_resume(s);
+}
+
+/* The policy may have changed while the peer was away: ask it again. */
+static bool rsm_granted(tsm_ctx *ctx, tsm__session *s, const tsm__omsg *m)
+{
+	if (ctx->insecure)
+		return true;
+	tsm__grant g = tsm__policy_check(ctx->policy, tsm__sec_peer_id(s),
+	                                 TSM_ACT_SUBSCRIBE, m->topic->name);
+	return g.allowed && m->prio >= g.max_priority && m->len <= g.max_bytes;
+}
+
+/* Was e read by the peer, by the RESUME's records? */
+static bool rsm_was_read(const struct rsm_ent *e, const uint8_t *recs,
+                         size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = recs + RSM_RX_REC * i;
+		uint64_t id = tsm__le64(p);
+		if (id && id == e->session_id && e->lane < TSM_WIRE_LANES)
+			return e->seq < tsm__le64(p + 8 + 8 * e->lane);
+	}
+	return false;
+}
+
+/* Sends s what o kept that the peer has not read (by its RESUME
+ * records), in order; frees o. */
+static void rsm_replay(tsm__session *s, struct rsm_orphan *o,
+                       const uint8_t *recs, size_t nrecs)
 {
 	tsm_ctx *ctx = s->ctx;
-	struct tsm__rsm_sess *r = rsm_sess(s);
-	if (len != 8 * TSM_WIRE_LANES)
-		return tsm__err_set(TSM_ERR_BAD_LENGTH, "RESUME: %zu bytes, want %d",
-		                    len, 8 * TSM_WIRE_LANES);
-	if (r && r->resume_seen)
-		return tsm__err_set(TSM_ERR_OUT_OF_STATE, "RESUME twice");
-	if (r)
-		r->resume_seen = true;
-	struct rsm_orphan *o = rsm_orphan_find(ctx, s->peer_node_id);
-	s->rsm_hold = false;
-	if (!o)
-		return TSM_OK;
 	for (struct rsm_orphan **pp = &ctx->rsm->orphans; *pp; pp = &(*pp)->next)
 		if (*pp == o) {
 			*pp = o->next;
@@ -395,15 +502,21 @@ tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t old_id,
 	tsm_time now = tsm__now();
 	struct rsm_ent *e;
 	while ((e = fifo_front(&o->q))) {
-		bool read = old_id && e->session_id == old_id && e->lane < TSM_WIRE_LANES &&
-		            e->seq < tsm__le64(seqs + 8 * e->lane);
 		o->bytes -= e->m->len;
-		if (read)
+		if (rsm_was_read(e, recs, nrecs))
 			skipped++; /* the peer has it: done */
+		else if (!rsm_granted(ctx, s, e->m))
+			tsm__drop_omsg(ctx, e->m, TSM_ERR_AUTHZ_DENIED, TSM_AT_ROUTE);
 		else if (e->m->deadline <= now)
 			tsm__drop_omsg(ctx, e->m, TSM_ERR_DEADLINE_EXPIRED,
 			               TSM_AT_SEND_QUEUE);
 		else {
+			tsm__log(ctx, TSM_LOG_DEBUG, "resume: replay id %llu (from session "
+			         "%016llx seq %llu lane %u) on %016llx",
+			         (unsigned long long)e->m->id,
+			         (unsigned long long)e->session_id,
+			         (unsigned long long)e->seq, e->lane,
+			         (unsigned long long)s->session_id);
 			tsm__session_enqueue(s, e->m);
 			replayed++;
 		}
@@ -416,6 +529,99 @@ tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t old_id,
 	         (unsigned long long)replayed, (unsigned long long)skipped);
 	rsm_orphan_free(ctx, o, TSM_ERR_PEER_LOST);
 	tsm__session_pump(s);
+}
+
+/* Was session id one the peer says it has ended (in its RESUME)? */
+static bool rsm_listed(uint64_t id, const uint8_t *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (id && tsm__le64(recs + RSM_RX_REC * i) == id)
+			return true;
+	return false;
+}
+
+/* The node's session that has the peer's RESUME and may carry more. */
+static tsm__session *rsm_resumed(tsm_ctx *ctx, uint64_t node, tsm__session *not)
+{
+	for (tsm__session *x = ctx->sessions; x; x = x->next)
+		if (x != not && x->peer_node_id == node && tsm__session_up(x) &&
+		    !x->retiring && x->rsm && x->rsm->resume_seen)
+			return x;
+	return NULL;
+}
+
+void tsm__rsm_closed(tsm__session *s)
+{
+	tsm_ctx *ctx = s->ctx;
+	struct rsm_orphan *o = s->rsm_orphan, *old;
+	if (!o)
+		return;
+	s->rsm_orphan = NULL;
+	if ((old = rsm_orphan_find(ctx, o->node_id))) {
+		/* older first: this session's, then what already waited */
+		struct rsm_ent *e;
+		while ((e = fifo_front(&old->q))) {
+			if (!fifo_push(&o->q, *e)) {
+				tsm__drop_omsg(ctx, e->m, TSM_ERR_PEER_LOST, TSM_AT_SEND_QUEUE);
+				tsm__omsg_unref(e->m);
+			} else {
+				o->bytes += e->m->len;
+			}
+			old->bytes -= e->m->len;
+			fifo_pop(&old->q);
+		}
+		struct rsm_fifo t = old->q;
+		old->q = o->q;
+		o->q = t;
+		old->bytes = o->bytes;
+		o->bytes = 0;
+		old->expires = tsm__now() + ctx->p.peer_timeout;
+		rsm_orphan_free(ctx, o, TSM_ERR_PEER_LOST); /* now empty */
+		o = old;
+	} else {
+		o->next = ctx->rsm->orphans;
+		ctx->rsm->orphans = o;
+	}
+	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) lost: %u reliable "
+	         "message(s) kept for its return", s->peer_addr, s->peer_name,
+	         o->q.n);
+	/* The node is already back on another session that has resumed:
+	 * send them there now (they may follow newer ones; rare). */
+	tsm__session *x = rsm_resumed(ctx, o->node_id, s);
+	if (x && rsm_listed(s->session_id, x->rsm->recs, x->rsm->nrecs))
+		rsm_replay(x, o, x->rsm->recs, x->rsm->nrecs);
+	else if (x)
+		x->rsm_hold = true; /* until the peer's next RESUME names s */
+}
+
+tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t count,
+                           const uint8_t *seqs, size_t len)
+{
+	tsm_ctx *ctx = s->ctx;
+	struct tsm__rsm_sess *r = rsm_sess(s);
+	if (count < 1 || count > RSM_RX_KEEP || len != RSM_RX_REC * count)
+		return tsm__err_set(TSM_ERR_BAD_LENGTH, "RESUME: %llu record(s) in "
+		                    "%zu bytes (1..%d of %d bytes)",
+		                    (unsigned long long)count, len, RSM_RX_KEEP,
+		                    RSM_RX_REC);
+	if (!r)
+		return tsm__err_set(TSM_ENOMEM, "RESUME state");
+	/* Each RESUME is the peer's whole, newest view: it replaces the last */
+	memcpy(r->recs, seqs, len);
+	r->nrecs = (unsigned)count;
+	/* Sessions the peer lists have ended on its side, whatever ours
+	 * think: end them as lost, so what they carried waits, in front. */
+	for (tsm__session *x = ctx->sessions; x; x = x->next)
+		if (x != s && x->peer_node_id == s->peer_node_id &&
+		    x->state != SS_CLOSED && rsm_listed(x->session_id, seqs, count))
+			tsm__session_close(x, TSM_ERR_PEER_LOST);
+	r->resume_seen = true;
+	s->rsm_hold = false;
+	struct rsm_orphan *o = rsm_orphan_find(ctx, s->peer_node_id);
+	/* A retiring session (another one with the node won) does not take
+	 * the kept messages: the winner does, with its own RESUME. */
+	if (o && !s->retiring)
+		rsm_replay(s, o, seqs, (size_t)count);
 	return TSM_OK;
 }
 
@@ -430,6 +636,23 @@ static bool rsm_wants(const struct rsm_orphan *o, const tsm__topic *t)
 	return false;
 }
 
+/* m is already the newest entry of o (a held session took it). */
+static bool rsm_has_last(const struct rsm_orphan *o, const tsm__omsg *m)
+{
+	return o->q.n && o->q.e[(o->q.head + o->q.n - 1) % o->q.cap].m == m;
+}
+
+bool tsm__rsm_hold_msg(tsm__session *s, tsm__omsg *m)
+{
+	struct rsm_orphan *o = rsm_orphan_find(s->ctx, s->peer_node_id);
+	if (!o && !(o = rsm_orphan_new(s, true)))
+		return false;
+	if (!rsm_has_last(o, m))
+		rsm_orphan_add(s->ctx, o, (struct rsm_ent){0, UINT64_MAX, m->prio,
+		                                           tsm__omsg_ref(m)});
+	return true;
+}
+
 unsigned tsm__rsm_route(tsm_ctx *ctx, tsm__omsg *m)
 {
 	unsigned n = 0;
@@ -438,6 +661,10 @@ unsigned tsm__rsm_route(tsm_ctx *ctx, tsm__omsg *m)
 	/* An orphan exists while its node is away, or back but not yet
 	 * resumed (its new session holds reliable messages: rsm_hold). */
 	for (struct rsm_orphan *o = ctx->rsm->orphans; o; o = o->next) {
+		if (rsm_has_last(o, m)) {
+			n++; /* a held session of the node already put it here */
+			continue;
+		}
 		if (!rsm_wants(o, m->topic))
 			continue;
 		if (!ctx->insecure) {
@@ -475,6 +702,9 @@ tsm_time tsm__rsm_ctx_tick(tsm_ctx *ctx, tsm_time now)
 		next = TSM_MIN(next, o->expires);
 		pp = &o->next;
 	}
+	rsm_partials_end(ctx, 0, false, now);
+	for (struct rsm_partial *p = c->partials; p; p = p->next)
+		next = TSM_MIN(next, p->expires);
 	for (struct rsm_rx **pp = &c->rx; *pp;) {
 		struct rsm_rx *x = *pp;
 		if (now >= x->expires) {
@@ -503,6 +733,7 @@ void tsm__rsm_ctx_free(tsm_ctx *ctx)
 		c->rx = x->next;
 		free(x);
 	}
+	rsm_partials_end(ctx, 0, false, TSM_NEVER); /* all of them, lost */
 	free(c);
 	ctx->rsm = NULL;
 }

@@ -12,9 +12,10 @@
  *    still queued, and from then on every reliable message the peer's
  *    subscriptions match, wait in an "orphan" for that peer node (bounded
  *    by session_queue_bytes, for at most peer_timeout);
- *  - the receiver remembers how far it had read each lane of the lost
- *    session; when a new session with the same node comes up it sends
- *    RESUME (CTRL 8: the old session id and those eight sequence numbers)
+ *  - the receiver remembers how far it had read each lane of its last
+ *    three sessions with the node, however they ended; when a new one
+ *    comes up it sends RESUME (CTRL 8: per session, its id and those
+ *    eight sequence numbers)
  *    and the sender drops from the orphan what was read, then queues the
  *    rest on the new session, in order: every unexpired reliable message
  *    is delivered once.
@@ -41,17 +42,30 @@ void tsm__rsm_rx_frame(tsm__session *s, unsigned lane);
 tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now);
 /* CTRL ACK and RESUME from the peer. */
 tsm_err tsm__rsm_on_ack(tsm__session *s, uint64_t value);
-tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t old_id,
-                           const uint8_t *seqs, size_t len);
+tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t count,
+                           const uint8_t *recs, size_t len);
 /* s is closing with reason: keep what a loss must not lose. Call before
  * the queues are purged; then tsm__rsm_keep takes queued messages. */
 void tsm__rsm_closing(tsm__session *s, tsm_err reason);
 bool tsm__rsm_keep(tsm__session *s, tsm__omsg *m);
+/* After the close of s: what it kept goes in front of what waits for the
+ * node, or straight to the node's resumed session if there is one. */
+void tsm__rsm_closed(tsm__session *s);
+/*
+ * tsm__rsm_defer_partial: m was being reassembled when s was lost. If its
+ * sender comes back within peer_timeout, it sends m again (or reports it
+ * itself), so nothing is said here; if not, m is reported PEER_LOST then
+ * (or at close). Returns false when s was not lost (the caller reports).
+ */
+bool tsm__rsm_defer_partial(tsm__session *s, const tsm_msg *m);
 /* Frees the session's resume state (unacknowledged references). */
 void tsm__rsm_session_free(tsm__session *s);
 /* A session came up: send RESUME; replay waits for the peer's RESUME. */
 void tsm__rsm_session_up(tsm__session *s);
 
+/* s waits for the peer's RESUME: m waits in the node's orphan, in order
+ * (false: it could not, queue it normally). */
+bool tsm__rsm_hold_msg(tsm__session *s, tsm__omsg *m);
 /* Context: route m to orphans of absent subscribers (returns how many
  * took it); timers; teardown. */
 unsigned tsm__rsm_route(tsm_ctx *ctx, tsm__omsg *m);

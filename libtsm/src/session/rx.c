@@ -22,8 +22,13 @@
 
 static uint32_t rx_max_body(const tsm__session *s)
 {
-	/* Before authentication a peer gets only a small budget (§10). */
-	return tsm__session_up(s) ? TSM_WIRE_MAX_BODY : TSM_WIRE_PREAUTH_MAX_BODY;
+	/* Before authentication a peer gets only a small budget (§10).
+	 * DRAINING comes only after ESTABLISHED and still reads what the
+	 * peer sent before our CLOSE (§3): full-size fragments of a retired
+	 * session included (issue 9: they were refused, FRAME_TOO_LARGE, and
+	 * the message in flight was lost). */
+	return tsm__session_up(s) || s->state == SS_DRAINING ? TSM_WIRE_MAX_BODY
+	                                                     : TSM_WIRE_PREAUTH_MAX_BODY;
 }
 
 static void rx_fail(tsm__session *s, tsm_err e)
@@ -583,8 +588,16 @@ void tsm__session_rx_free(tsm__session *s)
 	free(s->pend);
 	s->pend = NULL;
 	s->npend = s->pend_head = 0;
-	for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
+	for (unsigned i = 0; i < TSM_WIRE_LANES; i++) {
+		/* A message whose sender's session ended mid-fragments (a peer
+		 * killed, a connection cut) is never delivered; it is a loss
+		 * like any other, so it is counted (issue 9). */
+		if (s->lanes[i].rs_msg &&
+		    !tsm__rsm_defer_partial(s, s->lanes[i].rs_msg))
+			tsm__drop_msg(s->ctx, s->lanes[i].rs_msg, TSM_ERR_PEER_LOST,
+			              TSM_AT_REASSEMBLY);
 		rx_rs_reset(s, &s->lanes[i]);
+	}
 	tsm__buf_unref(s->rxb);
 	s->rxb = NULL;
 }

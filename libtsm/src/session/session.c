@@ -219,7 +219,13 @@ static void sess_on_reason(tsm__session *s, const uint8_t *b, size_t n,
  * keeps reading until our CLOSE), then close (design.md §3 DRAINING). */
 static void sess_on_close(tsm__session *s, const uint8_t *b, size_t n)
 {
-	if (s->state != SS_DRAINING)
+	tsm__reason r;
+	/* A CLOSE for an error (a broken frame, a failed tag) is not an
+	 * orderly end: the peer has stopped reading, so close now, with its
+	 * reason (resume.c keeps what it may not have read). */
+	bool orderly = tsm__reason_decode(b, n, &r) == TSM_OK &&
+	               (r.code == 0 || r.code == (uint32_t)TSM_ECLOSED);
+	if (s->state != SS_DRAINING || !orderly)
 		return sess_on_reason(s, b, n, false);
 	tsm__log(s->ctx, TSM_LOG_INFO, "session %s (%s): peer closes; draining",
 	         s->peer_addr, s->peer_name);
@@ -482,6 +488,7 @@ void tsm__session_close(tsm__session *s, tsm_err reason)
 		tsm__ctx_session_down(s->ctx, s);
 	tsm__stat_add(&s->ctx->stats, ST_SESS_CLOSED, 1);
 	tsm__session_tx_purge(s);
+	tsm__rsm_closed(s);
 	s->ctx->io_ops->close(s->ctx->io, &s->conn);
 }
 

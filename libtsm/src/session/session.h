@@ -139,6 +139,14 @@ struct tsm__session {
 	uint8_t *scratch;         /* headers and inlined payloads */
 	tsm__omsg **inflight;     /* messages referenced by the in-flight send */
 	uint32_t ninflight, capinflight;
+	/* Kernel send-queue budget (tx.c, send_backlog_us): bytes TCP may
+	 * hold unsent; the rest waits in the lanes. */
+	uint8_t kq_mode;          /* 0 not decided yet, 1 on, 2 off */
+	bool kq_waiting;          /* the in-flight "send" waits for room */
+	bool kq_woke;             /* that wait ended: send at least a bit */
+	uint32_t kq_budget;       /* bytes, = the socket's NOTSENT_LOWAT */
+	uint64_t kq_rate;         /* smoothed delivery rate, bytes/s */
+	tsm_time kq_sampled;      /* last TCP_INFO read */
 
 	struct tsm__session *next;
 };
@@ -197,6 +205,18 @@ void tsm__session_tx_purge(tsm__session *s);
 /* tsm__session_tx_release drops what the last send referenced. */
 void tsm__session_tx_release(tsm__session *s);
 bool tsm__session_wants(const tsm__session *s, const tsm__topic *t);
+
+/*
+ * tsm__lane_limit: the share of a byte budget (publish rings, a session's
+ * queue) that messages of lane prio may fill. Each less urgent lane gets
+ * 1/64 of the budget less, so bulk can never fill the room an urgent
+ * message needs: an urgent message waits only on bytes at least about as
+ * urgent as itself, and the total stays within the budget (memory M1).
+ */
+static inline uint64_t tsm__lane_limit(uint64_t budget, unsigned prio)
+{
+	return budget - (uint64_t)prio * (budget / 64);
+}
 
 static inline bool tsm__session_up(const tsm__session *s)
 {

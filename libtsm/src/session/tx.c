@@ -10,9 +10,12 @@
  * chosen again, so an urgent message waits behind at most one fragment
  * that is already being framed.
  */
+#include <linux/sockios.h> /* SIOCOUTQNSD */
+#include <linux/tcp.h>     /* struct tcp_info with the delivery rate */
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "core/tstats.h"
@@ -25,6 +28,9 @@ struct txb {            /* one send being built */
 	tsm__session *s;
 	size_t sc;          /* scratch bytes used */
 	size_t total;       /* bytes in the iovecs */
+	size_t cap;         /* bytes this send may carry (kernel budget) */
+	bool kq;            /* cap is the kernel budget's room */
+	bool capped;        /* the cap left lane data behind */
 	size_t seal_off;    /* sealbuf bytes used (secure sessions) */
 	/* the frame being built: its plaintext body pieces, and where its
 	 * iovecs began, so that sealing can replace them by the ciphertext */
@@ -131,7 +137,8 @@ void tsm__lane_insert_edf(tsm__lane *l, tsm__txq *q)
 
 void tsm__session_enqueue(tsm__session *s, tsm__omsg *m)
 {
-	if (s->rsm_hold && m->reliability == TSM_RELIABLE)
+	if (s->rsm_hold && m->reliability == TSM_RELIABLE &&
+	    tsm__rsm_hold_msg(s, m))
 		return; /* resume.c holds it until the peer's RESUME */
 	if (!tx_declared(s, m->topic->id) && tx_declare(s, m->topic) != TSM_OK) {
 		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
@@ -172,6 +179,111 @@ tsm_err tsm__session_send_ctrl(tsm__session *s, const tsm__ctrl *c)
 	if (w.overflow)
 		return tsm__err_set(TSM_EINTERNAL, "CTRL frame overflow");
 	return tsm__session_send_frame(s, TSM_F_CTRL, body, w.len);
+}
+
+/*
+ * Kernel send-queue budget (docs/design/qos.md "Below the lanes"). Bytes
+ * handed to TCP are out of the lanes' reach: an urgent message queues
+ * behind all of them. TCP_NOTSENT_LOWAT alone bounds them only roughly
+ * (a send in progress, and a socket's tail segment, go past it), and a
+ * fixed value is either too large on a slow path (128 KiB is 1 ms at
+ * 1 Gbit/s) or too small on a fast one. So a session sizes the budget to
+ * send_backlog_us at the delivery rate TCP measures (TCP_INFO), sets it
+ * as the socket's NOTSENT_LOWAT, and never sends more than the room left
+ * under it (SIOCOUTQNSD): fragments are cut to fit, and with no room the
+ * session waits for the socket to become writable (NOTSENT_LOWAT: half
+ * the budget drained) with nothing committed, so the most urgent lane is
+ * picked again when room comes. Below TCP, the qdisc and device queue
+ * that TCP small queues keep (~1 ms at the pacing rate) hold the link
+ * busy while the session refills, so a small budget costs no throughput.
+ */
+#define KQ_MIN (8u * 1024u)      /* smallest budget: a few segments */
+#define KQ_MAX (128u * 1024u)    /* largest: transport/tcp's fixed LOWAT */
+#define KQ_FRAG_MIN 2048u        /* no shorter cut fragment (but the last) */
+#define KQ_DEFAULT_US 200u
+#define KQ_SAMPLE TSM_MSEC       /* TCP_INFO at most this often */
+#define KQ_REC_OVERHEAD (TSM_WIRE_HDR_LEN + TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN + \
+                         TSM_REC_TS_LEN + TSM_META_MAX + TSM_WIRE_TAG_LEN)
+
+static void kq_set(tsm__session *s, uint32_t budget)
+{
+	int v = (int)budget;
+	if (setsockopt(s->conn.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) != 0) {
+		s->kq_mode = 2;
+		return;
+	}
+	s->kq_budget = budget;
+	tsm__stat_set(&s->ctx->stats, ST_TX_BACKLOG_BUDGET, budget);
+}
+
+static bool kq_info(const tsm__session *s, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+	return getsockopt(s->conn.fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0 &&
+	       len >= offsetof(struct tcp_info, tcpi_delivery_rate) +
+	                      sizeof(ti->tcpi_delivery_rate);
+}
+
+/* On for TCP sessions of the io_uring and epoll engines, unless off. */
+static bool kq_on(tsm__session *s)
+{
+	if (s->kq_mode == 0) {
+		struct tcp_info ti;
+		s->kq_mode = 2;
+		if (s->ctx->p.send_backlog_us != TSM_SEND_BACKLOG_OFF && s->conn.fd >= 0 &&
+		    (s->ctx->io_ops == &tsm__io_uring_ops ||
+		     s->ctx->io_ops == &tsm__io_epoll_ops) &&
+		    kq_info(s, &ti)) { /* not inproc's AF_UNIX, kernel >= 4.9 */
+			s->kq_mode = 1;
+			kq_set(s, KQ_MAX);
+		}
+	}
+	return s->kq_mode == 1;
+}
+
+/* Follows the delivery rate: an EWMA of TCP's samples, where a sample
+ * taken while the sender had too little to send (app-limited) may only
+ * raise it (as BBR does), so holding bulk back never shrinks the budget. */
+static void kq_sample(tsm__session *s, tsm_time now)
+{
+	struct tcp_info ti;
+	if ((s->kq_rate && now - s->kq_sampled < KQ_SAMPLE) || !kq_info(s, &ti))
+		return;
+	s->kq_sampled = now;
+	uint64_t r = ti.tcpi_delivery_rate;
+	if (r == 0)
+		return;
+	if (!s->kq_rate)
+		s->kq_rate = r;
+	else if (r > s->kq_rate || !ti.tcpi_delivery_rate_app_limited)
+		s->kq_rate = s->kq_rate - s->kq_rate / 4 + r / 4;
+	uint64_t us = s->ctx->p.send_backlog_us ? s->ctx->p.send_backlog_us
+	                                        : KQ_DEFAULT_US;
+	uint64_t b = s->kq_rate / 1000 * us / 1000;
+	b = TSM_MIN(TSM_MAX(b, KQ_MIN), KQ_MAX);
+	if (b * 8 < (uint64_t)s->kq_budget * 7 || b * 8 > (uint64_t)s->kq_budget * 9)
+		kq_set(s, (uint32_t)b);
+}
+
+/* Bytes TCP may still take under the budget. */
+static size_t kq_room(tsm__session *s)
+{
+	int q = 0;
+	if (ioctl(s->conn.fd, SIOCOUTQNSD, &q) != 0 || q < 0)
+		return s->kq_budget;
+	return (size_t)q < s->kq_budget ? s->kq_budget - (size_t)q : 0;
+}
+
+/* Payload bytes a frame may carry within the send's cap: all of want, a
+ * cut of it (not below KQ_FRAG_MIN), or 0: wait for room. */
+static size_t tx_fit(struct txb *b, size_t want)
+{
+	size_t left = b->cap > b->total + KQ_REC_OVERHEAD
+	                      ? b->cap - b->total - KQ_REC_OVERHEAD : 0;
+	if (want <= left)
+		return want;
+	b->capped = true;
+	return left >= KQ_FRAG_MIN ? left : 0;
 }
 
 static int tx_pick_lane(const tsm__session *s)
@@ -344,6 +456,9 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 	tsm__session *s = b->s;
 	tsm__lane *l = &s->lanes[li];
 	size_t body = 0, limit = s->ctx->p.fragment_size + TSM_REC_HDR_LEN + TSM_META_MAX;
+	if (b->kq) /* the room's share for this body; the first one fits */
+		limit = TSM_MIN(limit, b->cap - b->total - TSM_WIRE_HDR_LEN -
+		                               TSM_WIRE_TAG_LEN);
 	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_TS_LEN +
 	                                     TSM_INLINE_MAX + TSM_META_MAX);
 	if (!hdr)
@@ -354,7 +469,9 @@ static bool tx_batch(struct txb *b, int li, tsm_time now)
 		bool inl = m->len <= TSM_INLINE_MAX;
 		size_t need = TSM_REC_HDR_LEN + TSM_REC_TS_LEN + m->meta_len +
 		              (inl ? m->len : 0);
-		if (body && (body + TSM_REC_HDR_LEN + m->meta_len + m->len > limit ||
+		size_t rec = TSM_REC_HDR_LEN + m->meta_len + m->len +
+		             (b->kq ? TSM_REC_TS_LEN : 0);
+		if (body && (body + rec > limit ||
 		             b->sc + need > TSM_TX_SCRATCH ||
 		             s->conn.iovcnt > TSM_IO_MAX_IOV - 3 ||
 		             b->nbody > TSM_IO_MAX_IOV - 3))
@@ -409,11 +526,13 @@ static bool tx_fragment(struct txb *b, int li, tsm_time now)
 	tsm__omsg *m = q->m;
 	if (q->off > 0 && m->deadline <= now)
 		return tx_abort(b, li, now);
+	size_t n = TSM_MIN(m->len - q->off, (size_t)s->ctx->p.fragment_size);
+	if (b->kq && (n = tx_fit(b, n)) == 0)
+		return false; /* no room under the kernel budget: wait */
 	uint8_t *hdr = tx_frame_begin(b, TSM_REC_HDR_LEN + TSM_REC_FRAG_LEN +
 	                                     TSM_REC_TS_LEN + TSM_META_MAX);
 	if (!hdr)
 		return false;
-	size_t n = TSM_MIN(m->len - q->off, (size_t)s->ctx->p.fragment_size);
 	bool first = q->off == 0, last = q->off + n == m->len;
 	tsm__rec r = {.topic_id = m->topic->id, .msg_id = m->id,
 	              .flags = (uint16_t)(TSM_REC_FRAG | (last ? TSM_REC_LAST : 0) |
@@ -495,21 +614,52 @@ static void tx_ctrl(struct txb *b)
 	}
 }
 
+/* A small message goes whole in a batch if it fits the send's cap; one
+ * that does not is fragmented to fit (any message may be, docs/wire.md §7). */
+static bool tx_whole(struct txb *b, const tsm__txq *q)
+{
+	if (!tx_small(b->s, q))
+		return false;
+	if (!b->kq || q->m->len + KQ_REC_OVERHEAD <= b->cap - TSM_MIN(b->cap, b->total))
+		return true;
+	b->capped = true;
+	return false;
+}
+
+/* The send's cap: TSM_TX_BUDGET, or the room under the kernel budget. */
+static void tx_cap(struct txb *b, tsm_time now)
+{
+	tsm__session *s = b->s;
+	b->cap = TSM_TX_BUDGET;
+	if (tx_pick_lane(s) < 0 || !kq_on(s))
+		return;
+	kq_sample(s, now);
+	b->kq = true;
+	size_t room = kq_room(s);
+	if (s->kq_woke) /* the socket said writable: never wait twice */
+		room = TSM_MAX(room, (size_t)KQ_FRAG_MIN + KQ_REC_OVERHEAD);
+	s->kq_woke = false;
+	b->cap = TSM_MIN(b->cap, b->total + room);
+}
+
 static void tx_data(struct txb *b)
 {
 	tsm_time now = tsm__now();
 	int li;
-	while (b->total < TSM_TX_BUDGET && (li = tx_pick_lane(b->s)) >= 0) {
+	tx_cap(b, now);
+	while (b->total < b->cap && (li = tx_pick_lane(b->s)) >= 0) {
 		tsm__lane *l = &b->s->lanes[li];
 		if (!tx_expire_head(b->s, l, now))
 			continue;
 		if (!tx_rekey(b, (unsigned)li))
 			break;
-		bool ok = tx_small(b->s, l->head) ? tx_batch(b, li, now)
-		                                  : tx_fragment(b, li, now);
+		bool ok = tx_whole(b, l->head) ? tx_batch(b, li, now)
+		                               : tx_fragment(b, li, now);
 		if (!ok)
 			break;
 	}
+	if (b->kq && b->total >= b->cap && tx_pick_lane(b->s) >= 0)
+		b->capped = true;
 }
 
 static bool tx_lanes_empty(const tsm__session *s)
@@ -560,8 +710,21 @@ void tsm__session_pump(tsm__session *s)
 	tx_ctrl(&b);
 	if (tsm__session_up(s) || s->state == SS_DRAINING)
 		tx_data(&b);
+	if (b.total == 0 && b.capped) {
+		/* The kernel holds its budget: wait for room (a send of no
+		 * bytes completes when the socket is writable), with nothing
+		 * committed, so the lanes are picked again then. */
+		s->tx_busy = true;
+		s->tx_total = 0;
+		s->kq_waiting = true;
+		tsm__stat_add(&s->ctx->stats, ST_TX_BACKLOG_WAITS, 1);
+		s->ctx->io_ops->send(s->ctx->io, &s->conn);
+		return;
+	}
 	if (b.total == 0)
 		return tx_finish(s);
+	if (b.capped)
+		tsm__stat_add(&s->ctx->stats, ST_TX_BACKLOG_CUT, 1);
 	if (b.min_lane < (int)TSM_WIRE_LANES)
 		tx_mark(s, s->ctx->p.lane_dscp[b.min_lane]);
 	s->tx_busy = true;
@@ -599,6 +762,10 @@ void tsm__session_on_send(tsm__session *s, long n, tsm_err err)
 		tsm__log(s->ctx, TSM_LOG_INFO, "session %s: send failed: %s",
 		         s->peer_addr, tsm_err_name(err));
 		return tsm__session_close(s, TSM_ERR_PEER_LOST);
+	}
+	if (s->kq_waiting) {
+		s->kq_waiting = false;
+		s->kq_woke = true;
 	}
 	tsm__stat_add(&s->ctx->stats, ST_TX_BYTES, (uint64_t)n);
 	if (n > 0)

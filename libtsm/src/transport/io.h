@@ -91,7 +91,9 @@ typedef struct tsm__io_ops {
 	                   socklen_t len);
 	tsm_err (*adopt)(tsm__io *io, tsm__conn *c);    /* already connected */
 	tsm_err (*recv)(tsm__io *io, tsm__conn *c, void *buf, size_t len);
-	/* send c->iov[0..c->iovcnt); completes with on_send. */
+	/* send c->iov[0..c->iovcnt); completes with on_send. With iovcnt 0
+	 * (TCP engines only): completes with on_send(c, 0) once the socket
+	 * is writable (TCP_NOTSENT_LOWAT applies), sending nothing. */
 	tsm_err (*send)(tsm__io *io, tsm__conn *c);
 	void (*close)(tsm__io *io, tsm__conn *c);
 	/* run completions until deadline (TSM_NEVER: until woken); returns

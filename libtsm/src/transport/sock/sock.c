@@ -181,7 +181,10 @@ static void ep_try_send(tsm__io *io, tsm__conn *c)
 static tsm_err ep_send(tsm__io *io, tsm__conn *c)
 {
 	c->tx.pending = true;
-	ep_try_send(io, c);
+	if (c->iovcnt == 0) /* wait until writable (io.h): EPOLLOUT first */
+		ep_mask(io, c);
+	else
+		ep_try_send(io, c);
 	return TSM_OK;
 }
 

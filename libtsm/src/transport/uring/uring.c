@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -188,6 +189,13 @@ static tsm_err ur_recv(tsm__io *io, tsm__conn *c, void *buf, size_t len)
 
 static tsm_err ur_send(tsm__io *io, tsm__conn *c)
 {
+	if (c->iovcnt == 0) { /* wait until writable (io.h), then 0 bytes */
+		struct io_uring_sqe *sqe = ur_sqe(io);
+		io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+		io_uring_sqe_set_data(sqe, &c->tx);
+		c->tx.pending = true;
+		return TSM_OK;
+	}
 	memset(&c->msg, 0, sizeof(c->msg));
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = (size_t)c->iovcnt;
@@ -271,7 +279,9 @@ static void ur_on_conn(tsm__io *io, struct tsm__op *op, int res)
 	} else if (op->kind == TSM_OP_RECV) {
 		io->cbs->on_recv(c, res, e);
 	} else {
-		io->cbs->on_send(c, res, e);
+		/* a wait for room (no iovecs) completes with the poll mask: 0
+		 * bytes sent; an error shows on the next real send */
+		io->cbs->on_send(c, c->iovcnt == 0 && res > 0 ? 0 : res, e);
 	}
 }
 
