@@ -14,6 +14,16 @@
 #   prio (P1) prio-tbf (P2) deadline (D1) fanout (S1); all = every one
 #   --secure: mTLS + AEAD, with a throw-away PKI from tests/support/pki.sh
 #   (the targets are defined for secure runs; the default is insecure)
+#   long runs (issue 9; never part of "all"), run first when asked for:
+#   soak [MINUTES]  bench/soak.sh (default 10 minutes): a mixed workload
+#                   with partitions, certificate rotation and key updates;
+#                   RSS, descriptors, drops by reason and p99 over time;
+#                   fails unless RSS and descriptors stay flat and nothing
+#                   arrives twice, corrupt or out of order
+#   fuzz [SECONDS]  tests/fuzz/run.sh with SECONDS per target (default
+#                   300), FUZZ_TOTAL_BUDGET=0 (no overall limit) and
+#                   FUZZ_SEED=0 (a fresh random seed; set FUZZ_SEED=N to
+#                   replay a campaign)
 # environment:
 #   BUILD_DIR          build directory (default: <repo>/build; configured
 #                      with meson if it does not exist yet)
@@ -69,8 +79,15 @@ usage() {
 }
 
 names=()
+long_runs=() soak_minutes=10 fuzz_secs=300
 while [ $# -gt 0 ]; do
 	case $1 in
+	soak | fuzz)
+		long_runs+=("$1")
+		if [[ ${2:-} =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+			if [ "$1" = soak ]; then soak_minutes=$2; else fuzz_secs=$2; fi
+			shift
+		fi ;;
 	--quick) quick=1 ;;
 	--floor-only) floor_only=1 ;;
 	--secure) secure=1 ;;
@@ -82,7 +99,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[ ${#names[@]} -eq 0 ] && names=(rt rt-busy stream)
+[ ${#names[@]} -eq 0 ] && [ ${#long_runs[@]} -eq 0 ] && names=(rt rt-busy stream)
 if [ "$quick" = 1 ]; then
 	max_secs=${BENCH_MAX_SECS:-5}
 else
@@ -108,6 +125,42 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# ---- long runs: soak and fuzz (issue 9) ----
+
+# soak_case: bench/soak.sh prints its table, verdict and "bench:" line.
+soak_case() {
+	echo "# soak: bench/soak.sh $soak_minutes (build $build_dir)"
+	BUILD_DIR=$build_dir bash "$root/bench/soak.sh" "$soak_minutes"
+}
+
+# fuzz_case: a fuzz campaign of every target (tests/fuzz/README.md), its
+# output as it goes, then one "bench:" line from its summary.
+fuzz_case() {
+	local log rc=0 line
+	log=$(mktemp "${TMPDIR:-/tmp}/tsm-fuzz.XXXXXX")
+	echo "# fuzz: tests/fuzz/run.sh $fuzz_secs s per target," \
+		"FUZZ_TOTAL_BUDGET=0, FUZZ_SEED=${FUZZ_SEED:-0} (0 = random)"
+	FUZZ_TOTAL_BUDGET=0 FUZZ_SEED=${FUZZ_SEED:-0} \
+		bash "$root/tests/fuzz/run.sh" "$fuzz_secs" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	echo "bench: name=fuzz secs_per_target=$fuzz_secs" \
+		"passed=${line%% passed*} failed=$(sed -E 's/.*passed, ([0-9]+) failed.*/\1/' <<<"${line:-x passed, x failed}")" \
+		"status=$([ "$rc" = 0 ] && echo ok || echo failed)"
+	rm -f "$log"
+	return "$rc"
+}
+
+if [ ${#long_runs[@]} -gt 0 ]; then
+	for name in "${long_runs[@]}"; do
+		case $name in
+		soak) soak_case || failed=1 ;;
+		fuzz) fuzz_case || failed=1 ;;
+		esac
+	done
+	[ ${#names[@]} -gt 0 ] || exit "$failed"
+fi
 
 # ---- credentials ----
 
