@@ -43,6 +43,7 @@
 
 #include "core/internal.h"
 #include "core/tstats.h"
+#include "session/resume.h"
 #include "session/session.h"
 #include "wire/frame.h"
 
@@ -758,6 +759,7 @@ static tsm_ctx *ctx_new(void)
 
 static void ctx_free(tsm_ctx *c)
 {
+	tsm__rsm_ctx_free(c); /* what session/resume.c kept for the peer */
 	tsm__ts_free(c);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
