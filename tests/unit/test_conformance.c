@@ -49,6 +49,10 @@ static void url_of(char *buf, size_t cap)
 	 * all below Linux's ephemeral range (32768 up), so that no outgoing
 	 * connection of a test running beside this one can hold ours */
 	int n = 10000 + (getpid() % 1400) * 16 + (port_seq++ % 16);
+	/* shm names are not ports: the whole pid keeps them apart from a
+	 * region a killed process of the same suite left behind */
+	if (strncmp(cur->fmt, "ofi+shm://", 10) == 0)
+		n = (int)(getpid() % 100000) * 16 + (port_seq % 16);
 	snprintf(buf, cap, cur->fmt, n);
 }
 

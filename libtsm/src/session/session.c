@@ -562,7 +562,9 @@ tsm_time tsm__session_tick(tsm__session *s, tsm_time now)
 	}
 	if (s->state == SS_DRAINING && now >= s->state_deadline) {
 		tsm__stat_add(&s->ctx->stats, ST_SESS_TIMEOUT, 1);
-		tsm__session_close(s, TSM_ECLOSED); /* the peer stopped reading */
+		/* The peer stopped reading: not an orderly end, so what it may
+		 * not have read is kept for it (session/resume.c). */
+		tsm__session_close(s, TSM_ERR_PEER_LOST);
 		return TSM_NEVER;
 	}
 	if (tsm__fsm_waits(s->state) && now >= s->state_deadline) {
