@@ -194,6 +194,14 @@ static void disc_undial(tsm__disc *d, tsm__gnode *n)
 	p->dial_after = 0;
 }
 
+/* u uses this context's transport (one per context, ctx.c). */
+static bool disc_same_transport(const tsm_ctx *ctx, const tsm__url *u)
+{
+	bool ofi = u->scheme == TSM_URL_OFI;
+	return ofi == (ctx->family == 2) &&
+	       (!ofi || strcmp(u->ofi_provider, ctx->ofi_provider) == 0);
+}
+
 /* The URL as this context can dial it, expecting the node's identity. */
 static bool disc_url(const tsm__disc *d, const tsm__gnode *n, const char *s,
                      tsm__url *u)
@@ -206,9 +214,7 @@ static bool disc_url(const tsm__disc *d, const tsm__gnode *n, const char *s,
 		*hash = '\0'; /* the identity comes from the record, not the URL */
 	if (tsm__url_parse(text, u) != TSM_OK)
 		return false;
-	bool ofi = u->scheme == TSM_URL_OFI;
-	if (ofi != (ctx->family == 2) ||
-	    (ofi && strcmp(u->ofi_provider, ctx->ofi_provider) != 0))
+	if (!disc_same_transport(ctx, u))
 		return false; /* another transport: not for this context */
 	snprintf(u->expect, sizeof(u->expect), "%s", ctx->insecure ? "" : n->id);
 	return true;
@@ -472,9 +478,7 @@ static void disc_beacon_heard(tsm__disc *d, uint64_t node_id, const char *url,
 	if (disc_known(d, node_id) || d->ncand == DISC_BEACON_CANDS ||
 	    tsm__url_parse(url, &u) != TSM_OK || u.expect[0])
 		return;
-	bool ofi = u.scheme == TSM_URL_OFI;
-	if (ofi != (ctx->family == 2) ||
-	    (ofi && strcmp(u.ofi_provider, ctx->ofi_provider) != 0))
+	if (!disc_same_transport(ctx, &u))
 		return;
 	tsm__dialer *dl = tsm__ctx_dialer_add(ctx, &u, node_id);
 	if (!dl)
