@@ -103,6 +103,17 @@ count_ok() {
 	grep -c "^sub: topic=$2 .* ok\$" "$WORK/$1.out" || true
 }
 
+# await_count NAME TOPIC N WHAT: waits up to 15 s for N verified messages
+# of TOPIC, fails with WHAT otherwise; sets got.
+await_count() {
+	local deadline=$((SECONDS + 15))
+	while [ "$(count_ok "$1" "$2")" -lt "$3" ] && [ $SECONDS -lt $deadline ]; do
+		sleep 0.2
+	done
+	got=$(count_ok "$1" "$2")
+	[ "$got" -eq "$3" ] || fail "$1 got $got of $3 $2 messages$4"
+}
+
 start_seed seed
 start sub in_ns 3 "$TSM_BIN" sub --seed "$SEED" 'it/**' --verify --count 0 \
 	"${TUNE[@]}" "${C_SUB[@]}"
@@ -118,12 +129,7 @@ sleep 1
 in_ns_run 2 ip link set eth0 up
 log "partitioned the publisher for 1 s (session timeout 2 s)"
 expect_exit pub 40 0
-deadline=$((SECONDS + 15))
-while [ "$(count_ok sub it/one)" -lt "$N1" ] && [ $SECONDS -lt $deadline ]; do
-	sleep 0.2
-done
-got=$(count_ok sub it/one)
-[ "$got" -eq "$N1" ] || fail "sub got $got of $N1 it/one messages"
+await_count sub it/one "$N1" ""
 [ "$(stat_of pub session.timeout)" -eq 0 ] ||
 	fail "the short partition cost a session (session.timeout > 0)"
 log "1. sub found the publisher via the seed: $got/$N1 verified across a 1 s partition"
@@ -148,12 +154,7 @@ start pub2 in_ns 4 "$TSM_BIN" pub --listen tcp://0.0.0.0:7002 --seed "$SEED" \
 	it/two --count "$N2" --rate 100 --wait-subs 1 --timeout-ms 30000 \
 	"${TUNE[@]}" "${C_PUB2[@]}"
 expect_exit pub2 40 0
-deadline=$((SECONDS + 15))
-while [ "$(count_ok sub it/two)" -lt "$N2" ] && [ $SECONDS -lt $deadline ]; do
-	sleep 0.2
-done
-got=$(count_ok sub it/two)
-[ "$got" -eq "$N2" ] || fail "sub got $got of $N2 it/two messages"
+await_count sub it/two "$N2" ""
 log "3. seed killed and restarted; new publisher found through it: $got/$N2"
 
 # 4. A partition longer than the session timeout.
@@ -170,13 +171,7 @@ expect_exit pub3 60 0
 wait_for sub out "^sub: topic=it/three .* seq=$((N3 - 1)) ok" 20
 lost=$(stat_of pub3 reason.peer_lost)
 [ "$lost" -gt 0 ] || fail "the long partition did not count the session as lost"
-deadline=$((SECONDS + 15))
-while [ "$(count_ok sub it/three)" -lt "$N3" ] && [ $SECONDS -lt $deadline ]; do
-	sleep 0.2
-done
-got=$(count_ok sub it/three)
-[ "$got" -eq "$N3" ] ||
-	fail "sub got $got of $N3 it/three messages across the long partition"
+await_count sub it/three "$N3" " across the long partition"
 replayed=$(stat_of pub3 resume.replayed)
 [ "$replayed" -gt 0 ] || fail "nothing was sent again after the heal (resume.replayed = 0)"
 log "4. session lost (reason.peer_lost=$lost), resumed after the heal ($replayed sent again): $got/$N3 verified, once each"
