@@ -179,6 +179,28 @@ print(p, f, s)
 PY
 }
 
+# The end of each failed test's output, so that a CI log says why
+# (the whole of it is in $BUILD/meson-logs/testlog.txt).
+failure_tails() {
+	python3 - "$BUILD/meson-logs/testlog.json" <<'PY'
+import json, sys
+try:
+    lines = open(sys.argv[1]).read().splitlines()
+except OSError:
+    lines = []
+for line in lines:
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("result") in ("OK", "EXPECTEDFAIL", "SKIP"):
+        continue
+    out = ((r.get("stdout") or "") + (r.get("stderr") or "")).splitlines()
+    print("---- %s: %s, last 60 lines ----" % (r.get("name"), r.get("result")))
+    print("\n".join(out[-60:]))
+PY
+}
+
 run_meson_tests() {
 	local rc=0 p f s
 	rm -f "$BUILD/meson-logs/testlog.json"
@@ -187,6 +209,7 @@ run_meson_tests() {
 		--timeout-multiplier 4) >"$BUILD/sanitize-meson.log" 2>&1 || rc=$?
 	awk '/^Summary of Failures/ { exit } /^ *[0-9]+\/[0-9]+ / && !/ (OK|SKIP) /' \
 		"$BUILD/sanitize-meson.log"
+	failure_tails
 	read -r p f s < <(count_meson_results) || true
 	PASSED=$((PASSED + ${p:-0})) FAILED=$((FAILED + ${f:-0})) SKIPPED=$((SKIPPED + ${s:-0}))
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -224,7 +247,9 @@ count_pytest() {
 run_python_tests() {
 	local dir=bindings/python/tests py rc=0 lib="$PWD/$BUILD/libtsm/libtsm.so"
 	if [ -n "${SAN_NO_PYTHON:-}" ] || [ ! -d "$dir" ]; then
-		say "Python tests skipped (${SAN_NO_PYTHON:+SAN_NO_PYTHON set}${SAN_NO_PYTHON:-no $dir})"
+		local why="SAN_NO_PYTHON is set"
+		[ -d "$dir" ] || why="no $dir"
+		say "Python tests skipped ($why)"
 		return 0
 	fi
 	py=$(find_pytest_python) || { say "Python tests skipped: no python3 with pytest"; return 0; }

@@ -496,6 +496,7 @@ static void ctx_drain(tsm_ctx *ctx)
 			continue;
 		uint8_t body[8] = {0};
 		tsm__st32(body, (uint32_t)TSM_ECLOSED);
+		tsm__rsm_ack_all(s); /* the peer keeps nothing we have read */
 		tsm__session_send_frame(s, TSM_F_CLOSE, body, 6);
 		s->close_sent = true;
 		tsm__session_pump(s);

@@ -107,7 +107,9 @@
 	X(ST_RSM_ORPHANED, "resume.sessions_lost")                          \
 	X(ST_RSM_KEPT, "resume.kept")                                       \
 	X(ST_RSM_REPLAYED, "resume.replayed")                               \
-	X(ST_RSM_UNPROTECTED, "resume.unprotected")
+	X(ST_RSM_UNPROTECTED, "resume.unprotected")                         \
+	X(ST_RSM_DUPLICATES, "resume.duplicates")                           \
+	X(ST_RSM_UNCHECKED, "resume.unchecked")
 
 enum tsm__stat {
 #define X(e, n) e,

@@ -9,6 +9,7 @@
 #include "core/tstats.h"
 #include "pubsub/topic.h"
 #include "security/policy.h"
+#include "session/idwin.h"
 #include "session/secure.h"
 #include "wire/cursor.h"
 
@@ -37,6 +38,7 @@ struct tsm__rsm_sess {
 	uint8_t recs[3 * (8 + 8 * TSM_WIRE_LANES)]; /* ... its records */
 	unsigned nrecs;
 	bool resume_sent;                   /* ours went out on this session */
+	struct rsm_seen *seen;              /* receiver: the node's window */
 };
 
 /* Per absent peer node: what waits for it to come back. */
@@ -72,10 +74,29 @@ struct rsm_partial {
 	struct rsm_partial *next;
 };
 
+/*
+ * Receiver, per peer node: which of its message ids were delivered, over
+ * the last TSM_IDWIN_IDS ids it numbered (idwin.h). A message sent again
+ * after a loss is dropped here when it was already delivered: the
+ * RESUME records decide what is sent again, this decides what is
+ * delivered, so the races of sessions coming and going while RESUMEs
+ * cross (a second loss before the first RESUME, two dials of one node)
+ * may cost a message sent twice on the wire, never a message delivered
+ * twice. Kept while a session with the node exists, then peer_timeout.
+ */
+struct rsm_seen {
+	uint64_t node_id;
+	unsigned refs;                      /* sessions that point here */
+	tsm_time expires;                   /* once refs is 0 */
+	struct rsm_seen *next;
+	tsm__idwin win;
+};
+
 struct tsm__rsm_ctx {
 	struct rsm_orphan *orphans;
 	struct rsm_rx *rx;
 	struct rsm_partial *partials;
+	struct rsm_seen *seen;
 };
 
 /* Reports (or, when the sender is back, forgets) deferred partials. */
@@ -215,19 +236,91 @@ void tsm__rsm_rx_frame(tsm__session *s, unsigned lane)
 		rsm_send_ack(s, lane);
 }
 
-tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now)
+/* ACKs may go out until our CLOSE: a draining session is still read. */
+static bool rsm_may_ack(const tsm__session *s)
+{
+	return (tsm__session_up(s) || s->state == SS_DRAINING) && !s->close_sent;
+}
+
+void tsm__rsm_ack_all(tsm__session *s)
 {
 	struct tsm__rsm_sess *r = s->rsm;
-	if (!r || !r->first_unacked || !tsm__session_up(s))
-		return TSM_NEVER;
-	if (now - r->first_unacked < TSM_RSM_ACK_EVERY)
-		return r->first_unacked + TSM_RSM_ACK_EVERY;
+	if (!r || !r->first_unacked || !rsm_may_ack(s))
+		return;
 	for (unsigned i = 0; i < TSM_WIRE_LANES; i++)
 		if (s->lanes[i].rx_seq != r->acked[i])
 			rsm_send_ack(s, i);
 	r->first_unacked = 0;
+}
+
+tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now)
+{
+	struct tsm__rsm_sess *r = s->rsm;
+	if (!r || !r->first_unacked || !rsm_may_ack(s))
+		return TSM_NEVER;
+	if (now - r->first_unacked < TSM_RSM_ACK_EVERY)
+		return r->first_unacked + TSM_RSM_ACK_EVERY;
+	tsm__rsm_ack_all(s);
 	tsm__session_pump(s);
 	return TSM_NEVER;
+}
+
+/* ---- receiver: duplicates ----------------------------------------------- */
+
+static struct rsm_seen *rsm_seen_of(tsm__session *s)
+{
+	struct tsm__rsm_sess *r = rsm_sess(s);
+	struct tsm__rsm_ctx *c;
+	if (!r || !s->peer_node_id || !(c = rsm_ctx(s->ctx)))
+		return NULL;
+	if (r->seen)
+		return r->seen;
+	struct rsm_seen *w = c->seen;
+	while (w && w->node_id != s->peer_node_id)
+		w = w->next;
+	if (!w && (w = calloc(1, sizeof(*w)))) {
+		w->node_id = s->peer_node_id;
+		w->next = c->seen;
+		c->seen = w;
+	}
+	if (w)
+		w->refs++;
+	return r->seen = w;
+}
+
+bool tsm__rsm_rx_dup(tsm__session *s, uint64_t msg_id)
+{
+	struct rsm_seen *w = msg_id ? rsm_seen_of(s) : NULL;
+	switch (w ? tsm__idwin_check(&w->win, msg_id) : TSM_IDWIN_NEW) {
+	case TSM_IDWIN_NEW:
+		return false;
+	case TSM_IDWIN_OLD: /* older than the window: cannot tell */
+		tsm__stat_add(&s->ctx->stats, ST_RSM_UNCHECKED, 1);
+		return false;
+	case TSM_IDWIN_SEEN:
+		break;
+	}
+	tsm__stat_add(&s->ctx->stats, ST_RSM_DUPLICATES, 1);
+	tsm__log(s->ctx, TSM_LOG_DEBUG, "resume: message %llu from %s already "
+	         "delivered: dropped", (unsigned long long)msg_id, s->peer_name);
+	return true;
+}
+
+void tsm__rsm_rx_done(tsm__session *s, uint64_t msg_id)
+{
+	struct rsm_seen *w = msg_id ? rsm_seen_of(s) : NULL;
+	if (w)
+		tsm__idwin_mark(&w->win, msg_id);
+}
+
+static void rsm_seen_release(tsm__session *s)
+{
+	struct rsm_seen *w = s->rsm ? s->rsm->seen : NULL;
+	if (!w)
+		return;
+	s->rsm->seen = NULL;
+	if (--w->refs == 0)
+		w->expires = tsm__now() + s->ctx->p.peer_timeout;
 }
 
 /* ---- loss: orphans and read positions ----------------------------------- */
@@ -337,6 +430,16 @@ static bool rsm_is_loss(tsm_err reason)
 	return reason != TSM_OK && reason != TSM_ECLOSED;
 }
 
+/* Another session with s's peer node is open: s was replaced. */
+static bool rsm_node_other(const tsm__session *s)
+{
+	for (const tsm__session *x = s->ctx->sessions; x; x = x->next)
+		if (x != s && x->peer_node_id == s->peer_node_id &&
+		    x->state != SS_CLOSED)
+			return true;
+	return false;
+}
+
 void tsm__rsm_closing(tsm__session *s, tsm_err reason)
 {
 	struct tsm__rsm_sess *r = s->rsm;
@@ -354,7 +457,14 @@ void tsm__rsm_closing(tsm__session *s, tsm_err reason)
 		if (y != s && y->peer_node_id == s->peer_node_id &&
 		    tsm__session_up(y) && y->rsm && y->rsm->resume_sent)
 			rsm_send_resume(y); /* the peer learns what we read on s */
-	if (!rsm_is_loss(reason))
+	/* An orderly close is not always the end of reading: when two
+	 * sessions with one node cross and one retires, the peer may say
+	 * CLOSE (after ACKing what it had read) and then find our last
+	 * frames broken; it cannot say so on this session any more, only in
+	 * its RESUME on the other one. So what is not ACKed is kept while
+	 * another session with the node is open; a peer that leaves has read
+	 * everything before its CLOSE (one ordered stream). */
+	if (!rsm_is_loss(reason) && !rsm_node_other(s))
 		return;
 	/* This session's messages are older than anything already waiting
 	 * for the node: they gather apart and tsm__rsm_closed puts them in
@@ -371,7 +481,8 @@ void tsm__rsm_closing(tsm__session *s, tsm_err reason)
 			fifo_pop(&r->unacked[l]);
 		}
 	}
-	tsm__stat_add(&s->ctx->stats, ST_RSM_ORPHANED, 1);
+	if (rsm_is_loss(reason))
+		tsm__stat_add(&s->ctx->stats, ST_RSM_ORPHANED, 1);
 }
 
 bool tsm__rsm_keep(tsm__session *s, tsm__omsg *m)
@@ -406,6 +517,7 @@ void tsm__rsm_session_free(tsm__session *s)
 	struct tsm__rsm_sess *r = s->rsm;
 	if (!r)
 		return;
+	rsm_seen_release(s);
 	for (unsigned l = 0; l < TSM_WIRE_LANES; l++) {
 		struct rsm_ent *e;
 		while ((e = fifo_front(&r->unacked[l]))) {
@@ -557,6 +669,10 @@ void tsm__rsm_closed(tsm__session *s)
 	if (!o)
 		return;
 	s->rsm_orphan = NULL;
+	if (!o->q.n && !rsm_is_loss(s->close_reason)) {
+		rsm_orphan_free(ctx, o, TSM_ERR_PEER_LOST); /* all read: empty */
+		return;
+	}
 	if ((old = rsm_orphan_find(ctx, o->node_id))) {
 		/* older first: this session's, then what already waited */
 		struct rsm_ent *e;
@@ -582,9 +698,9 @@ void tsm__rsm_closed(tsm__session *s)
 		o->next = ctx->rsm->orphans;
 		ctx->rsm->orphans = o;
 	}
-	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) lost: %u reliable "
+	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) %s: %u reliable "
 	         "message(s) kept for its return", s->peer_addr, s->peer_name,
-	         o->q.n);
+	         rsm_is_loss(s->close_reason) ? "lost" : "replaced", o->q.n);
 	/* The node is already back on another session that has resumed:
 	 * send them there now (they may follow newer ones; rare). */
 	tsm__session *x = rsm_resumed(ctx, o->node_id, s);
@@ -715,6 +831,17 @@ tsm_time tsm__rsm_ctx_tick(tsm_ctx *ctx, tsm_time now)
 		next = TSM_MIN(next, x->expires);
 		pp = &x->next;
 	}
+	for (struct rsm_seen **pp = &c->seen; *pp;) {
+		struct rsm_seen *w = *pp;
+		if (!w->refs && now >= w->expires) {
+			*pp = w->next;
+			free(w);
+			continue;
+		}
+		if (!w->refs)
+			next = TSM_MIN(next, w->expires);
+		pp = &w->next;
+	}
 	return next;
 }
 
@@ -732,6 +859,14 @@ void tsm__rsm_ctx_free(tsm_ctx *ctx)
 		struct rsm_rx *x = c->rx;
 		c->rx = x->next;
 		free(x);
+	}
+	for (tsm__session *x = ctx->sessions; x; x = x->next)
+		if (x->rsm)
+			x->rsm->seen = NULL; /* one that outlived teardown */
+	while (c->seen) {
+		struct rsm_seen *w = c->seen;
+		c->seen = w->next;
+		free(w);
 	}
 	rsm_partials_end(ctx, 0, false, TSM_NEVER); /* all of them, lost */
 	free(c);

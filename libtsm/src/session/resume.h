@@ -20,6 +20,11 @@
  *    rest on the new session, in order: every unexpired reliable message
  *    is delivered once.
  *
+ * Sessions may come and go faster than RESUMEs cross, so the sender
+ * errs towards sending again (it also keeps what a replaced session did
+ * not see ACKed), and the receiver drops a copy it already delivered, by
+ * the sender's message id (idwin.h): delivered once, at worst sent twice.
+ *
  * Whatever cannot be kept is dropped with its outcome (PEER_LOST when the
  * node does not come back in time, QUEUE_FULL beyond the byte budget,
  * DEADLINE_EXPIRED when it expired meanwhile), never silently.
@@ -38,6 +43,14 @@ void tsm__rsm_sent(tsm__session *s, unsigned lane, uint64_t seq,
                    tsm__omsg *m);
 /* Receiver: a DATA frame of lane was read; may queue an ACK. */
 void tsm__rsm_rx_frame(tsm__session *s, unsigned lane);
+/* Receiver: was message msg_id of s's peer node already delivered (a
+ * copy sent again after a loss; counted, to be dropped)? */
+bool tsm__rsm_rx_dup(tsm__session *s, uint64_t msg_id);
+/* Receiver: msg_id was delivered (or dropped with its outcome) here. */
+void tsm__rsm_rx_done(tsm__session *s, uint64_t msg_id);
+/* Receiver: ACK every lane read beyond the last ACK, before our CLOSE,
+ * so that the peer keeps nothing we have read. */
+void tsm__rsm_ack_all(tsm__session *s);
 /* Session timer: ACK what was read; returns when it needs a tick. */
 tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now);
 /* CTRL ACK and RESUME from the peer. */

@@ -231,6 +231,7 @@ static tsm_msg *rx_clone(const tsm_msg *m)
 
 static void rx_deliver(tsm__session *s, tsm__rtopic *rt, tsm_msg *m)
 {
+	tsm__rsm_rx_done(s, m->id); /* a copy sent again is not delivered */
 	tsm__stat_add(&s->ctx->stats, ST_RX_MSGS, 1);
 	rx_refresh_subs(s, rt);
 	if (m->deadline != TSM_NEVER && tsm__now() >= m->deadline) {
@@ -391,6 +392,7 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	l->rs_next = 0;
 	tsm_time dl = rx_deadline(now, r->budget_us);
 	if (dl != TSM_NEVER && now >= dl) {
+		tsm__rsm_rx_done(s, r->msg_id); /* its outcome is told once */
 		l->rs_discard = true; /* expired in flight: skip the rest */
 		tsm__stat_add(&s->ctx->stats, ST_DROP_DEADLINE, 1);
 		tsm__outcome(s->ctx, rt->topic, (uint8_t)(l - s->lanes), r->msg_id,
@@ -401,6 +403,7 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	uint64_t used = atomic_fetch_add(&s->ctx->reasm_used, r->total_len);
 	l->rs_charged = r->total_len;
 	if (used + r->total_len > s->ctx->p.reassembly_bytes) {
+		tsm__rsm_rx_done(s, r->msg_id);
 		rx_rs_uncharge(s, l);
 		l->rs_discard = true;
 		tsm__stat_add(&s->ctx->stats, ST_DROP_QUEUE_FULL, 1);
@@ -520,9 +523,14 @@ static tsm_err rx_record(tsm__session *s, const tsm__fhdr *h, const tsm__rec *r,
 		                    r->topic_id);
 	}
 	tsm__rtopic *rt = &s->rtopics[r->topic_id];
+	bool first = !(r->flags & TSM_REC_FRAG) || r->frag_index == 0;
+	/* resume.c: a message sent again after a loss that was already
+	 * delivered here is skipped (counted there), whole or in fragments. */
+	if (first && tsm__rsm_rx_dup(s, r->msg_id))
+		return (r->flags & TSM_REC_FRAG) ? rx_frag_skip(s, &s->lanes[h->lane], r)
+		                                 : TSM_OK;
 	/* A refused fragment of a message is skipped like an expired one. */
-	if ((!(r->flags & TSM_REC_FRAG) || r->frag_index == 0) &&
-	    rx_granted(s, rt, h, r) != TSM_OK) {
+	if (first && rx_granted(s, rt, h, r) != TSM_OK) {
 		if (r->flags & TSM_REC_FRAG)
 			return rx_frag_skip(s, &s->lanes[h->lane], r);
 		return TSM_OK;

@@ -676,6 +676,7 @@ static void tx_finish(tsm__session *s)
 	if (s->retiring && !s->close_sent) {
 		uint8_t body[8] = {0};
 		tsm__st32(body, (uint32_t)TSM_ECLOSED);
+		tsm__rsm_ack_all(s); /* the peer keeps nothing we have read */
 		s->close_sent = true;
 		tsm__session_send_frame(s, TSM_F_CLOSE, body, 6);
 		if (tsm__session_step(s, SE_CLOSE))
