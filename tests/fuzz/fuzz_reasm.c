@@ -63,6 +63,8 @@ ssize_t getrandom(void *buf, size_t n, unsigned int flags)
 #define BIG_TOPIC 5000u   /* over TSM_SESS_MAX_TOPICS */
 #define MAX_MSG (16ull << 20)
 #define MAX_DELIV 1024u
+#define MAX_DONE 8192u
+#define ID_WINDOW 65536u /* TSM_IDWIN_IDS */
 #define QDEPTH 4u
 #define BUDGET_FAR 600000000u /* 600 s: never expires during a run */
 
@@ -137,6 +139,12 @@ struct model {
 	size_t ndeliv;
 	uint64_t pings[64];
 	size_t npings;
+	/* resume.c / idwin.h: ids of this peer that reached delivery; a
+	 * message with one of them again is skipped (a copy sent after a
+	 * loss). top and the window as in idwin.c. */
+	uint64_t done[MAX_DONE];
+	size_t ndone;
+	uint64_t done_top;
 };
 
 /* The subscriber's pattern is "t/ **" (without the space). */
@@ -145,10 +153,34 @@ static bool m_wanted(const struct model *m, uint32_t topic)
 	return m->name[topic][0] == 't' && m->name[topic][1] == '/';
 }
 
-/* route: the topic whose subscribers get it; topic: what it is labelled. */
+/* Was id delivered before (and still within the window)? */
+static bool m_dup(const struct model *m, uint64_t id)
+{
+	if (!id || id > m->done_top || m->done_top - id >= ID_WINDOW)
+		return false;
+	for (size_t i = 0; i < m->ndone; i++)
+		if (m->done[i] == id)
+			return true;
+	return false;
+}
+
+static void m_done(struct model *m, uint64_t id)
+{
+	if (!id || (id <= m->done_top && m->done_top - id >= ID_WINDOW))
+		return;
+	if (id > m->done_top)
+		m->done_top = id;
+	FUZZ_CHECK(m->ndone < MAX_DONE, "model: more than %u ids delivered",
+	           MAX_DONE);
+	m->done[m->ndone++] = id;
+}
+
+/* route: the topic whose subscribers get it; topic: what it is labelled.
+ * Every message that reaches delivery counts as done, wanted or not. */
 static void m_deliver(struct model *m, unsigned lane, uint64_t id, uint64_t len,
                       uint32_t topic, uint32_t route, uint64_t ts, bool has_u)
 {
+	m_done(m, id);
 	if (!m_wanted(m, route) || m->ndeliv == MAX_DELIV)
 		return;
 	m->deliv[m->ndeliv++] = (struct mdeliv){lane, id, len, ts, topic, has_u};
@@ -202,7 +234,9 @@ static bool m_fragment(struct model *m, unsigned ln, const struct rec *r)
 	if (r->index == 0) {
 		if (l->state != L_IDLE)
 			return false; /* a new message before the last one ended */
-		*l = (struct mlane){r->meta == 2 ? L_DISCARD : L_FILL, r->id, r->total,
+		/* a copy of a delivered message, or refused metadata: skipped */
+		bool skip = r->meta == 2 || m_dup(m, r->id);
+		*l = (struct mlane){skip ? L_DISCARD : L_FILL, r->id, r->total,
 		                    0, (r->flags & TSM_REC_TS) ? r->ts : 0, 0,
 		                    r->topic, r->meta == 1};
 	}
@@ -238,7 +272,9 @@ static bool m_record(struct model *m, unsigned ln, const struct rec *r)
 		return false; /* UNKNOWN_TOPIC */
 	if (r->flags & TSM_REC_FRAG)
 		return m_fragment(m, ln, r);
-	if (r->meta != 2) /* refused metadata drops the message, not the session */
+	/* refused metadata drops the message, not the session; a copy of a
+	 * delivered one is skipped */
+	if (r->meta != 2 && !m_dup(m, r->id))
 		m_deliver(m, ln, r->id, r->payload_len, r->topic, r->topic,
 		          (r->flags & TSM_REC_TS) ? r->ts : 0, r->meta == 1);
 	return true;

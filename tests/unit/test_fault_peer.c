@@ -588,6 +588,7 @@ static int cmd_sub(struct opts *o)
 	tsm_ctx_close(ctx);
 	FILE *f = out_open(o->out);
 	fprintf(f, "T %" PRId64 " %" PRId64 "\n", t0, t1);
+	fprintf(f, "C %" PRId64 "\n", t1); /* its ending starts here */
 	fprintf(f, "A %" PRIu64 " %" PRId64 "\n", over_budget, max_age);
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "R %" PRIu64 " %" PRIu64 " %" PRId64 "\n", rv[i].seq, rv[i].id,
@@ -621,7 +622,7 @@ struct side {
 	size_t nst;
 	uint64_t over_budget;
 	tsm_time max_age;
-	tsm_time closed_at;       /* pub: when it began closing (the end) */
+	tsm_time closed_at;       /* when it began closing (the end) */
 };
 
 static uint64_t side_stat(const struct side *s, const char *name)
@@ -866,8 +867,12 @@ static int cmd_check(int argc, char **argv)
 	if (ss.nbreaks)
 		memcpy(br + ps.nbreaks, ss.breaks, ss.nbreaks * sizeof(*br));
 	qsort(br, nb, sizeof(*br), cmp_time);
-	/* The publisher closing at the end is no break. */
-	while (nb && ps.closed_at && br[nb - 1] >= ps.closed_at)
+	/* Either side closing at the end is no break (the subscriber may
+	 * close first: the publisher then sees its session go). */
+	tsm_time ending = ps.closed_at && ss.closed_at
+	                      ? (ps.closed_at < ss.closed_at ? ps.closed_at : ss.closed_at)
+	                      : ps.closed_at ? ps.closed_at : ss.closed_at;
+	while (nb && ending && br[nb - 1] >= ending)
 		nb--;
 	uint64_t published = 0, dropped = 0, inflight = 0, unattributed = 0,
 	         after = 0, missing_after = 0;

@@ -391,6 +391,10 @@ static tsm_err rx_frag_start(tsm__session *s, tsm__lane *l, tsm__rtopic *rt,
 	l->rs_got = 0;
 	l->rs_next = 0;
 	tsm_time dl = rx_deadline(now, r->budget_us);
+	if (tsm__rsm_rx_dup(s, r->msg_id)) {
+		l->rs_discard = true; /* sent again after a loss, delivered before */
+		return TSM_OK;
+	}
 	if (dl != TSM_NEVER && now >= dl) {
 		tsm__rsm_rx_done(s, r->msg_id); /* its outcome is told once */
 		l->rs_discard = true; /* expired in flight: skip the rest */
@@ -523,20 +527,17 @@ static tsm_err rx_record(tsm__session *s, const tsm__fhdr *h, const tsm__rec *r,
 		                    r->topic_id);
 	}
 	tsm__rtopic *rt = &s->rtopics[r->topic_id];
-	bool first = !(r->flags & TSM_REC_FRAG) || r->frag_index == 0;
-	/* resume.c: a message sent again after a loss that was already
-	 * delivered here is skipped (counted there), whole or in fragments. */
-	if (first && tsm__rsm_rx_dup(s, r->msg_id))
-		return (r->flags & TSM_REC_FRAG) ? rx_frag_skip(s, &s->lanes[h->lane], r)
-		                                 : TSM_OK;
 	/* A refused fragment of a message is skipped like an expired one. */
-	if (first && rx_granted(s, rt, h, r) != TSM_OK) {
+	if ((!(r->flags & TSM_REC_FRAG) || r->frag_index == 0) &&
+	    rx_granted(s, rt, h, r) != TSM_OK) {
 		if (r->flags & TSM_REC_FRAG)
 			return rx_frag_skip(s, &s->lanes[h->lane], r);
 		return TSM_OK;
 	}
 	if (r->flags & TSM_REC_FRAG)
 		return rx_frag(s, &s->lanes[h->lane], rt, r, now);
+	if (tsm__rsm_rx_dup(s, r->msg_id))
+		return TSM_OK; /* sent again after a loss, delivered before */
 	tsm_msg *m = rx_whole(s, rt, r, now);
 	if (!m)
 		return TSM_OK; /* counted: bad metadata or out of memory */
