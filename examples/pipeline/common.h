@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <tsm/tsm.h>
 
-static inline void die(const char *what, tsm_err e)
+static inline _Noreturn void die(const char *what, tsm_err e)
 {
 	fprintf(stderr, "%s: %s (%s): %s\n", what, tsm_err_name(e), tsm_strerror(e),
 	        tsm_err_detail());

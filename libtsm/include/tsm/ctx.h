@@ -39,7 +39,12 @@ typedef void (*tsm_log_fn)(void *arg, tsm_log_level level, const char *line);
 /* Progress modes. */
 typedef enum tsm_progress_mode {
 	TSM_PROGRESS_BLOCKING = 0, /* threads sleep in the kernel: low CPU */
-	TSM_PROGRESS_BUSY_POLL = 1, /* threads spin: lowest latency, one core each */
+	TSM_PROGRESS_BUSY_POLL = 1, /* threads spin: lowest latency; an
+	                               application thread inside tsm_publish or
+	                               tsm_sub_recv then runs the context's
+	                               progress itself, and the progress thread
+	                               naps while it does (so callbacks below
+	                               may run on that application thread) */
 } tsm_progress_mode;
 
 #define TSM_MAX_URLS 16

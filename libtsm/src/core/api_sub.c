@@ -229,15 +229,19 @@ static tsm_msg *sub_pop_live(struct tsm_sub *s)
 	return NULL;
 }
 
-/* Busy-poll receive: spin briefly, then yield between checks, so that
- * the progress thread gets the core when both share one. */
+/* Busy-poll receive: this thread runs the context's loop itself between
+ * checks (loop.c tsm__ctx_drive: no hand-off to the progress thread).
+ * After a while with nothing it yields between checks: the kernel's own
+ * work (TCP's softirq thread) must get a core when spinners fill them. */
+#define SPIN_BEFORE_YIELD 1024 /* loop runs: about 0.1-0.3 ms */
 static void sub_spin(struct tsm_sub *s, tsm_time dl)
 {
 	for (unsigned i = 0; !atomic_load_explicit(&s->avail, memory_order_acquire) &&
 	                     !s->closing; i++) {
-		if ((i & 255) == 255 && tsm__now() >= dl)
+		if ((i & 15) == 15 && tsm__now() >= dl)
 			return;
-		if (i < 64)
+		tsm__ctx_drive(s->ctx);
+		if (i < SPIN_BEFORE_YIELD)
 			__builtin_ia32_pause();
 		else
 			sched_yield();
@@ -269,8 +273,11 @@ TSM_API tsm_err tsm_sub_recv(tsm_sub *s, tsm_msg **out, tsm_duration timeout)
 	*out = NULL;
 	tsm_time dl = tsm__deadline_after(tsm__now(), timeout);
 	atomic_fetch_add(&s->refs, 1); /* a concurrent close cannot free s */
-	if (s->ctx->busy)
+	if (s->ctx->busy) {
+		atomic_fetch_add(&s->ctx->spinners, 1); /* tsm_ctx_close waits */
 		sub_spin(s, dl);
+		atomic_fetch_sub(&s->ctx->spinners, 1);
+	}
 	tsm_err e = TSM_OK;
 	pthread_mutex_lock(&s->mu);
 	while (!e && !(*out = sub_pop_live(s))) {

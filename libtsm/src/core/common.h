@@ -30,5 +30,11 @@ tsm_err tsm__err_set(tsm_err err, const char *fmt, ...)
 
 /* tsm__err_clear empties the calling thread's detail string. */
 void tsm__err_clear(void);
+/* Save and put back the calling thread's detail string (into/from a
+ * buffer of TSM__ERR_DETAIL_MAX bytes), around work whose errors are not
+ * the caller's. */
+#define TSM__ERR_DETAIL_MAX 512
+void tsm__err_detail_save(char *to);
+void tsm__err_detail_restore(const char *from);
 
 #endif

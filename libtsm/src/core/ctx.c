@@ -6,6 +6,7 @@
  * thread to run them; the wait is bounded by the thread's liveness, since
  * it runs commands at the top of every iteration.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,10 +236,11 @@ static void ctx_teardown_io(tsm_ctx *ctx);
 static void *ctx_main(void *arg)
 {
 	tsm_ctx *ctx = arg;
-	while (!atomic_load(&ctx->stopping))
-		tsm__loop_iterate(ctx, TSM_NEVER);
+	pthread_mutex_lock(&ctx->prog_mu);
+	tsm__loop_run(ctx);
 	ctx_drain(ctx);
 	ctx_teardown_io(ctx);
+	pthread_mutex_unlock(&ctx->prog_mu);
 	return NULL;
 }
 
@@ -254,6 +256,7 @@ static tsm_err ctx_init_sync(tsm_ctx *ctx)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&ctx->mu, NULL);
+	pthread_mutex_init(&ctx->prog_mu, NULL);
 	pthread_cond_init(&ctx->cv, &ca);
 	pthread_cond_init(&ctx->pubq_cv, &ca);
 	pthread_cond_init(&ctx->dlv_cv, &ca);
@@ -579,6 +582,10 @@ TSM_API void tsm_ctx_close(tsm_ctx *ctx)
 	if (!ctx)
 		return;
 	tsm__ctx_close_handles(ctx);
+	/* A thread still spinning in a closed subscriber's tsm_sub_recv may
+	 * be about to run the loop (busy-poll): it sees the close at once. */
+	while (atomic_load(&ctx->spinners))
+		sched_yield();
 	atomic_store(&ctx->stopping, true);
 	ctx->io_ops->wake(ctx->io);
 	pthread_join(ctx->thread, NULL);

@@ -112,7 +112,7 @@ TSM_API const char *tsm_err_name(tsm_err err)
 	return e ? e->name : "UNKNOWN";
 }
 
-static _Thread_local char err_detail[512];
+static _Thread_local char err_detail[TSM__ERR_DETAIL_MAX];
 
 TSM_API const char *tsm_err_detail(void)
 {
@@ -136,4 +136,14 @@ tsm_err tsm__err_set(tsm_err err, const char *fmt, ...)
 void tsm__err_clear(void)
 {
 	err_detail[0] = '\0';
+}
+
+void tsm__err_detail_save(char *to)
+{
+	memcpy(to, err_detail, strnlen(err_detail, sizeof(err_detail) - 1) + 1);
+}
+
+void tsm__err_detail_restore(const char *from)
+{
+	memcpy(err_detail, from, strnlen(from, sizeof(err_detail) - 1) + 1);
 }

@@ -4,7 +4,11 @@
  *
  * Threading model (design.md §8):
  *  - the progress thread owns the I/O engine, sessions, routes, and every
- *    field marked [P]; nothing else touches them;
+ *    field marked [P]; nothing else touches them, except that in
+ *    busy-poll mode an application thread inside tsm_publish or
+ *    tsm_sub_recv may run the loop itself while it holds prog_mu (which
+ *    the progress thread holds whenever it runs the loop): the loop is
+ *    still run by one thread at a time (docs/design/progress.md);
  *  - application threads talk to it through the lock-free publish ring
  *    and the mutex-protected command list, then wake it;
  *  - subscriber queues are shared (mutex per subscriber), so local
@@ -219,6 +223,13 @@ struct tsm_ctx {
 	atomic_uint_fast64_t pubq_bytes; /* [A] payload bytes in the rings */
 	atomic_bool sleeping;      /* [A] progress thread may be asleep */
 	atomic_bool stopping;
+	/* Busy-poll: whoever runs the loop holds prog_mu; an application
+	 * thread that wants to run it stamps app_drive_at, and the progress
+	 * thread steps aside while the stamp is fresh (loop.c). */
+	pthread_mutex_t prog_mu;
+	_Atomic tsm_time app_drive_at;
+	atomic_uint spinners;      /* [A] threads in a busy tsm_sub_recv: a
+	                              closing context waits for them */
 
 	pthread_mutex_t mu;        /* cmds, pubs, subs, waits below */
 	pthread_cond_t cv;         /* peers/subscribers/flush/cmd changes */
@@ -279,6 +290,11 @@ struct tsm_ctx {
 
 /* Progress-thread entry points used by session and transport code. */
 void tsm__ctx_wake(tsm_ctx *ctx);
+/* Busy-poll only (else nothing): the calling application thread runs one
+ * loop iteration, without waiting, if no other thread is running it. */
+void tsm__ctx_drive(tsm_ctx *ctx);
+/* The progress thread's body until the context stops (loop.c). */
+void tsm__loop_run(tsm_ctx *ctx);
 void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_session_down(tsm_ctx *ctx, tsm__session *s);
 void tsm__ctx_routes_dirty(tsm_ctx *ctx);

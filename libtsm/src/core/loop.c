@@ -895,8 +895,10 @@ static void loop_wait(tsm_ctx *ctx, tsm_time deadline)
 {
 	if (ctx->busy) {
 		/* Busy-poll: never sleep, but give the core away when idle, so a
-		 * receiver spinning on the same core runs at once. */
-		if (ctx->io_ops->wait(ctx->io, 0) == 0 && !loop_has_input(ctx))
+		 * receiver spinning on the same core runs at once (not when an
+		 * application thread runs the loop: it spins on its own). */
+		if (ctx->io_ops->wait(ctx->io, 0) == 0 && !loop_has_input(ctx) &&
+		    deadline != 0)
 			sched_yield();
 		return;
 	}
@@ -922,6 +924,61 @@ void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait)
 	loop_flush(ctx);
 	tsm_time next = loop_timers(ctx, tsm__now());
 	loop_wait(ctx, TSM_MIN(next, max_wait));
+}
+
+/*
+ * Busy-poll progress (docs/design/progress.md). A message handed from an
+ * application thread to the progress thread and back costs two hand-offs
+ * between spinning threads; with two processes on two cores that is four
+ * spinners on two cores. So in busy-poll mode an application thread that
+ * publishes or waits in tsm_sub_recv runs the loop itself, and the
+ * progress thread steps aside (naps of DRIVE_NAP: shorter ones woke it so
+ * often that it preempted the spinning application threads) while such a
+ * thread was running it within the last DRIVE_HOLD; it takes over again
+ * when the application is away (timers, keepalive, sends that did not
+ * fit).
+ */
+#define DRIVE_HOLD (200 * TSM_USEC)
+#define DRIVE_NAP (1000 * TSM_USEC)
+
+static bool loop_app_drives(tsm_ctx *ctx)
+{
+	return ctx->busy &&
+	       tsm__now() - atomic_load_explicit(&ctx->app_drive_at,
+	                                         memory_order_relaxed) < DRIVE_HOLD;
+}
+
+void tsm__loop_run(tsm_ctx *ctx)
+{
+	while (!atomic_load(&ctx->stopping)) {
+		if (loop_app_drives(ctx)) {
+			struct timespec nap = {0, DRIVE_NAP};
+			pthread_mutex_unlock(&ctx->prog_mu);
+			nanosleep(&nap, NULL);
+			pthread_mutex_lock(&ctx->prog_mu);
+			continue;
+		}
+		tsm__loop_iterate(ctx, TSM_NEVER);
+	}
+}
+
+void tsm__ctx_drive(tsm_ctx *ctx)
+{
+	if (!ctx->busy)
+		return;
+	atomic_store_explicit(&ctx->app_drive_at, tsm__now(), memory_order_relaxed);
+	if (pthread_mutex_trylock(&ctx->prog_mu) != 0)
+		return; /* another thread runs it now */
+	if (!atomic_load(&ctx->stopping)) {
+		/* The loop's errors are not this call's: keep the caller's
+		 * detail string as it was. */
+		char saved[TSM__ERR_DETAIL_MAX];
+		tsm__err_detail_save(saved);
+		tsm__stat_add(&ctx->stats, ST_LOOP_INLINE, 1);
+		tsm__loop_iterate(ctx, 0);
+		tsm__err_detail_restore(saved);
+	}
+	pthread_mutex_unlock(&ctx->prog_mu);
 }
 
 void tsm__ctx_wake(tsm_ctx *ctx)

@@ -104,6 +104,7 @@
 	X(ST_DISC_BEACON_TX, "discovery.beacons_sent")                      \
 	X(ST_DISC_BEACON_RX, "discovery.beacons_received")                  \
 	X(ST_DISC_BEACON_BAD, "discovery.beacons_invalid")                  \
+	X(ST_LOOP_INLINE, "progress.inline")                                \
 	X(ST_RSM_ORPHANED, "resume.sessions_lost")                          \
 	X(ST_RSM_KEPT, "resume.kept")                                       \
 	X(ST_RSM_REPLAYED, "resume.replayed")                               \

@@ -56,15 +56,23 @@ static void ur_arm_wake(tsm__io *io)
 	io_uring_sqe_set_data(sqe, &io->wake_op);
 }
 
-static int ur_setup(struct io_uring *ring)
+static int ur_setup(struct io_uring *ring, bool busy)
 {
 	struct io_uring_params p;
 	/* COOP_TASKRUN saves IPIs (5.19+; older kernels: EINVAL, retry
-	 * without). Not SINGLE_ISSUER: the ring is created by the opening
-	 * thread and driven by the progress thread. */
-	const unsigned tries[] = {IORING_SETUP_COOP_TASKRUN, 0};
+	 * without): a completion then waits until the thread that submitted
+	 * the request enters the kernel; TASKRUN_FLAG says so in the ring,
+	 * and liburing's submit then enters. Not in busy-poll mode: there an
+	 * application thread runs the loop (loop.c tsm__ctx_drive) and may
+	 * submit a request and then nap or spin elsewhere, so completions
+	 * must be delivered at once (docs/design/progress.md). Not
+	 * SINGLE_ISSUER: the ring is created by the opening thread and driven
+	 * by the progress thread (and, in busy-poll mode, by application
+	 * threads, one at a time). */
+	const unsigned tries[] = {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	                          IORING_SETUP_COOP_TASKRUN, 0};
 	int r = -EINVAL;
-	for (size_t i = 0; i < TSM_ARRAY_LEN(tries); i++) {
+	for (size_t i = busy ? 2 : 0; i < TSM_ARRAY_LEN(tries); i++) {
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i];
 		r = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
@@ -79,7 +87,7 @@ static tsm_err ur_init(tsm__io **out, const tsm__io_cbs *cbs, bool busy)
 	tsm__io *io = calloc(1, sizeof(*io));
 	if (!io)
 		return tsm__err_set(TSM_ENOMEM, "io_uring engine");
-	int r = ur_setup(&io->ring);
+	int r = ur_setup(&io->ring, busy);
 	if (r < 0) {
 		free(io);
 		return tsm__err_set(TSM_ERR_URING_UNAVAILABLE,
