@@ -912,8 +912,8 @@ static void loop_wait(tsm_ctx *ctx, tsm_time deadline)
 	atomic_store(&ctx->sleeping, false);
 }
 
-void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait);
-void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait)
+/* One run of the loop; now: the time the timers are checked against. */
+static void loop_iterate_at(tsm_ctx *ctx, tsm_time now, tsm_time max_wait)
 {
 	loop_cmds(ctx);
 	loop_reap(ctx);
@@ -922,8 +922,14 @@ void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait)
 	loop_routes(ctx);
 	loop_sessions(ctx);
 	loop_flush(ctx);
-	tsm_time next = loop_timers(ctx, tsm__now());
+	tsm_time next = loop_timers(ctx, now);
 	loop_wait(ctx, TSM_MIN(next, max_wait));
+}
+
+void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait);
+void tsm__loop_iterate(tsm_ctx *ctx, tsm_time max_wait)
+{
+	loop_iterate_at(ctx, tsm__now(), max_wait);
 }
 
 /*
@@ -966,7 +972,8 @@ void tsm__ctx_drive(tsm_ctx *ctx)
 {
 	if (!ctx->busy)
 		return;
-	atomic_store_explicit(&ctx->app_drive_at, tsm__now(), memory_order_relaxed);
+	tsm_time now = tsm__now(); /* one clock read for the whole run */
+	atomic_store_explicit(&ctx->app_drive_at, now, memory_order_relaxed);
 	if (pthread_mutex_trylock(&ctx->prog_mu) != 0)
 		return; /* another thread runs it now */
 	if (!atomic_load(&ctx->stopping)) {
@@ -975,7 +982,7 @@ void tsm__ctx_drive(tsm_ctx *ctx)
 		char saved[TSM__ERR_DETAIL_MAX];
 		tsm__err_detail_save(saved);
 		tsm__stat_add(&ctx->stats, ST_LOOP_INLINE, 1);
-		tsm__loop_iterate(ctx, 0);
+		loop_iterate_at(ctx, now, 0);
 		tsm__err_detail_restore(saved);
 	}
 	pthread_mutex_unlock(&ctx->prog_mu);

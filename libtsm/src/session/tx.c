@@ -644,8 +644,10 @@ static void tx_cap(struct txb *b, tsm_time now)
 
 static void tx_data(struct txb *b)
 {
-	tsm_time now = tsm__now();
 	int li;
+	if (tx_pick_lane(b->s) < 0)
+		return; /* nothing queued: no clock read (busy loops run this) */
+	tsm_time now = tsm__now();
 	tx_cap(b, now);
 	while (b->total < b->cap && (li = tx_pick_lane(b->s)) >= 0) {
 		tsm__lane *l = &b->s->lanes[li];
