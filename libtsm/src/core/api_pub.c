@@ -339,7 +339,7 @@ TSM_API tsm_err tsm_publish(tsm_pub *p, const void *buf, size_t len,
 	if ((e = pub_enqueue(p, m)) != TSM_OK)
 		tsm__omsg_unref(m);
 	else
-		tsm__ctx_drive(p->ctx); /* busy-poll: frame and send it now */
+		tsm__ctx_drive(p->ctx, now); /* busy-poll: frame and send it now */
 	return e;
 }
 

@@ -236,11 +236,12 @@ static tsm_msg *sub_pop_live(struct tsm_sub *s)
 #define SPIN_BEFORE_YIELD 1024 /* loop runs: about 0.1-0.3 ms */
 static void sub_spin(struct tsm_sub *s, tsm_time dl)
 {
+	tsm_time now = tsm__now();
 	for (unsigned i = 0; !atomic_load_explicit(&s->avail, memory_order_acquire) &&
 	                     !s->closing; i++) {
-		if ((i & 15) == 15 && tsm__now() >= dl)
+		if ((i & 15) == 15 && (now = tsm__now()) >= dl)
 			return;
-		tsm__ctx_drive(s->ctx);
+		tsm__ctx_drive(s->ctx, now);
 		if (i < SPIN_BEFORE_YIELD)
 			__builtin_ia32_pause();
 		else

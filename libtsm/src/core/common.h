@@ -30,11 +30,11 @@ tsm_err tsm__err_set(tsm_err err, const char *fmt, ...)
 
 /* tsm__err_clear empties the calling thread's detail string. */
 void tsm__err_clear(void);
-/* Save and put back the calling thread's detail string (into/from a
- * buffer of TSM__ERR_DETAIL_MAX bytes), around work whose errors are not
- * the caller's. */
+/* tsm__err_divert(true) sends the calling thread's details to a scratch
+ * buffer (tsm_err_detail reads it too) until tsm__err_divert(false), so
+ * that work whose errors are not the caller's leaves its detail as it
+ * was (no copy). */
 #define TSM__ERR_DETAIL_MAX 512
-void tsm__err_detail_save(char *to);
-void tsm__err_detail_restore(const char *from);
+void tsm__err_divert(bool on);
 
 #endif

@@ -113,10 +113,18 @@ TSM_API const char *tsm_err_name(tsm_err err)
 }
 
 static _Thread_local char err_detail[TSM__ERR_DETAIL_MAX];
+/* tsm__err_divert: while set, details go to (and are read from) here. */
+static _Thread_local char err_scratch[TSM__ERR_DETAIL_MAX];
+static _Thread_local bool err_diverted;
+
+static char *err_cur(void)
+{
+	return err_diverted ? err_scratch : err_detail;
+}
 
 TSM_API const char *tsm_err_detail(void)
 {
-	return err_detail;
+	return err_cur();
 }
 
 /* Formats into a local buffer first: callers often wrap the previous
@@ -129,21 +137,18 @@ tsm_err tsm__err_set(tsm_err err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	memcpy(err_detail, buf, sizeof(buf));
+	memcpy(err_cur(), buf, sizeof(buf));
 	return err;
 }
 
 void tsm__err_clear(void)
 {
-	err_detail[0] = '\0';
+	err_cur()[0] = '\0';
 }
 
-void tsm__err_detail_save(char *to)
+void tsm__err_divert(bool on)
 {
-	memcpy(to, err_detail, strnlen(err_detail, sizeof(err_detail) - 1) + 1);
-}
-
-void tsm__err_detail_restore(const char *from)
-{
-	memcpy(err_detail, from, strnlen(from, sizeof(err_detail) - 1) + 1);
+	err_diverted = on;
+	if (on)
+		err_scratch[0] = '\0';
 }

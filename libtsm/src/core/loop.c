@@ -968,22 +968,20 @@ void tsm__loop_run(tsm_ctx *ctx)
 	}
 }
 
-void tsm__ctx_drive(tsm_ctx *ctx)
+void tsm__ctx_drive(tsm_ctx *ctx, tsm_time now)
 {
 	if (!ctx->busy)
 		return;
-	tsm_time now = tsm__now(); /* one clock read for the whole run */
 	atomic_store_explicit(&ctx->app_drive_at, now, memory_order_relaxed);
 	if (pthread_mutex_trylock(&ctx->prog_mu) != 0)
 		return; /* another thread runs it now */
 	if (!atomic_load(&ctx->stopping)) {
 		/* The loop's errors are not this call's: keep the caller's
 		 * detail string as it was. */
-		char saved[TSM__ERR_DETAIL_MAX];
-		tsm__err_detail_save(saved);
+		tsm__err_divert(true);
 		tsm__stat_add(&ctx->stats, ST_LOOP_INLINE, 1);
 		loop_iterate_at(ctx, now, 0);
-		tsm__err_detail_restore(saved);
+		tsm__err_divert(false);
 	}
 	pthread_mutex_unlock(&ctx->prog_mu);
 }

@@ -115,6 +115,8 @@ static void rx_parse(tsm__session *s)
 	while (s->rxb && s->state != SS_CLOSED && s->npend == 0 &&
 	       !s->close_after_tx && !s->predecessor) {
 		size_t have = s->rx_len - s->rx_off;
+		if (have < TSM_WIRE_HDR_LEN)
+			return; /* the usual end of a read: no error detail to format */
 		tsm__fhdr h;
 		tsm_err e = tsm__fhdr_decode(s->rxb->data + s->rx_off, have,
 		                             rx_max_body(s), &h);
