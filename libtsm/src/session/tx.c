@@ -708,6 +708,11 @@ void tsm__session_pump(tsm__session *s)
 	if (s->tx_busy || s->state == SS_CLOSED || s->conn.closing ||
 	    !s->conn.connected)
 		return;
+	/* Nothing queued (the common case in a busy loop, which pumps every
+	 * session on every run): no batch to set up, and the batch is large
+	 * (its iovecs), so not even zeroed. */
+	if (!s->ctrl_head && tx_lanes_empty(s))
+		return tx_finish(s);
 	struct txb b = {.s = s, .min_lane = TSM_WIRE_LANES};
 	s->conn.iovcnt = 0;
 	tx_ctrl(&b);
