@@ -817,6 +817,12 @@ static bool allowed(const char *allow, const char *reason)
 	return false;
 }
 
+/* The earlier of two times, 0 standing for "never". */
+static tsm_time earliest(tsm_time a, tsm_time b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	if (argc < 4)
@@ -869,9 +875,7 @@ static int cmd_check(int argc, char **argv)
 	qsort(br, nb, sizeof(*br), cmp_time);
 	/* Either side closing at the end is no break (the subscriber may
 	 * close first: the publisher then sees its session go). */
-	tsm_time ending = ps.closed_at && ss.closed_at
-	                      ? (ps.closed_at < ss.closed_at ? ps.closed_at : ss.closed_at)
-	                      : ps.closed_at ? ps.closed_at : ss.closed_at;
+	tsm_time ending = earliest(ps.closed_at, ss.closed_at);
 	while (nb && ending && br[nb - 1] >= ending)
 		nb--;
 	uint64_t published = 0, dropped = 0, inflight = 0, unattributed = 0,

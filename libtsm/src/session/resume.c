@@ -566,12 +566,8 @@ void tsm__rsm_session_up(tsm__session *s)
 	 * ones kept, until the peer's RESUME says what it has read; so they
 	 * do too while an older session with the node is still open here
 	 * (the peer may have ended it: its RESUME says so). */
-	bool other = false;
-	for (tsm__session *x = s->ctx->sessions; x && !other; x = x->next)
-		other = x != s && x->peer_node_id == s->peer_node_id &&
-		        x->state != SS_CLOSED;
 	s->rsm_hold = rsm_orphan_find(s->ctx, s->peer_node_id) != NULL ||
-	              (other && rsm_orphan_new(s, true) != NULL);
+	              (rsm_node_other(s) && rsm_orphan_new(s, true) != NULL);
 	/* Always sent: the peer may hold an orphan for us and waits for it. */
 	rsm_send_resume(s);
 }
