@@ -13,6 +13,7 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
 #include <rdma/fi_tagged.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,15 @@ static void fab_open(struct fab *f, const char *prov, size_t size)
 	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
 	                              FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	hints->fabric_attr->prov_name = strdup(prov);
-	CK(fi_getinfo(FI_VERSION(1, 9), NULL, NULL, 0, hints, &f->info));
+	/* shm: a name of our own (as libtsm's engine does). The default,
+	 * "PID:0:N", collides with the region a killed process left in
+	 * /dev/shm under a pid now reused, and fi_enable says EBUSY. */
+	char svc[64];
+	bool shm = strcmp(prov, "shm") == 0;
+	snprintf(svc, sizeof(svc), "rawfab-%ld-%llx", (long)getpid(),
+	         (unsigned long long)now_us());
+	CK(fi_getinfo(FI_VERSION(1, 9), shm ? "tsm" : NULL, shm ? svc : NULL,
+	              shm ? FI_SOURCE : 0, hints, &f->info));
 	fi_freeinfo(hints);
 	CK(fi_fabric(f->info->fabric_attr, &f->fabric, NULL));
 	CK(fi_domain(f->fabric, f->info, &f->domain, NULL));
@@ -78,6 +87,19 @@ static void fab_open(struct fab *f, const char *prov, size_t size)
 		             &f->mr, NULL));
 		f->desc = fi_mr_desc(f->mr);
 	}
+}
+
+/* Closing the endpoint removes its shm region from /dev/shm. */
+static void fab_close(struct fab *f)
+{
+	if (f->mr)
+		fi_close(&f->mr->fid);
+	fi_close(&f->ep->fid);
+	fi_close(&f->av->fid);
+	fi_close(&f->cq->fid);
+	fi_close(&f->domain->fid);
+	fi_close(&f->fabric->fid);
+	fi_freeinfo(f->info);
 }
 
 static void wait_one(struct fab *f)
@@ -155,6 +177,7 @@ int main(int argc, char **argv)
 			wait_one(&f);
 			send_one(&f, size);
 		}
+		fab_close(&f);
 		_exit(0);
 	}
 	exchange(&f, ab[1], ba[0]);
@@ -168,6 +191,7 @@ int main(int argc, char **argv)
 			s[i - warm] = now_us() - t0;
 	}
 	waitpid(child, NULL, 0);
+	fab_close(&f);
 	qsort(s, (size_t)iters, sizeof(double), cmp);
 	printf("raw_fabric: case=rt provider=%s size=%zu p50_us=%.2f p99_us=%.2f\n",
 	       argv[1], size, s[iters / 2], s[iters * 99 / 100]);

@@ -9,12 +9,18 @@
  * 127.0.0.1, "eth0" otherwise).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "platform/clock.h"
 
 #include "transport/ofi/ofi_int.h"
 
@@ -495,9 +501,60 @@ static tsm_err ep_post_rx(tsm__io *io)
 
 /* --- open / close -------------------------------------------------------- */
 
+/* Once per process: remove the dial regions ("tsm:d-PID-...") of
+ * processes that are gone (killed before they closed their endpoint).
+ * Each holds about 4 MiB of tmpfs, that is memory, for good. Only our
+ * own dial names are touched, and only when their pid does not exist;
+ * listeners' regions are named by the application and left alone.
+ * Caveat (docs/transports.md): a process in another pid namespace that
+ * shares this /dev/shm looks gone; its region is unlinked, which keeps
+ * its mapping but stops new peers from reaching it. */
+static pthread_once_t sweep_once = PTHREAD_ONCE_INIT;
+
+static void shm_sweep(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		if (strncmp(de->d_name, "tsm:d-", 6) != 0)
+			continue;
+		long pid = strtol(de->d_name + 6, &end, 10);
+		if (pid <= 0 || *end != '-' || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* A shm endpoint that only dials gets a name of its own too. Left to
+ * libfabric it would be "PID:0:N", and the region of a process killed
+ * before it closed stays in /dev/shm under that name: the next process
+ * given the same pid (pid_max is 32768 here) then found its own pid
+ * alive in the stale region and got EBUSY from fi_enable. A random part
+ * makes such a collision practically impossible. */
+static const char *ep_dial_name(tsm__io *io, char *buf, size_t cap)
+{
+	uint64_t r = 0;
+	if (strcmp(io->provider, "shm") != 0)
+		return NULL;
+	pthread_once(&sweep_once, shm_sweep);
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint64_t)tsm__now() ^ ((uint64_t)(uintptr_t)io << 16);
+	io->addr_format = FI_ADDR_STR; /* what shm's fi_getinfo will say */
+	snprintf(buf, cap, "d-%ld-%016llx", (long)getpid(), (unsigned long long)r);
+	return buf;
+}
+
 tsm_err tsm__ofi_ep_open(tsm__io *io, const char *listen_addr)
 {
 	struct ep_bind b;
+	char dial[48];
+	if (!listen_addr)
+		listen_addr = ep_dial_name(io, dial, sizeof(dial));
 	tsm_err e = ep_bind_args(io, listen_addr, &b);
 	if (!e)
 		e = ep_getinfo(io, b.n, b.s, b.d);
