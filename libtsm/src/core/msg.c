@@ -7,6 +7,7 @@
  * allocation (small payloads: one malloc, so a retained small message
  * never pins a whole 256 KiB block).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,20 +38,98 @@ void tsm__topic_unref(tsm__topic *t)
 		free(t);
 }
 
+/*
+ * Large blocks (a big message's payload, at both ends) are kept for reuse
+ * in a small process-wide cache. Without it every 1 MiB message was a
+ * fresh mmap from glibc (above its mmap threshold, or trimmed back to the
+ * system after the free), so each copy into it page-faulted and zeroed
+ * 256 pages: a 1 MiB ofi+shm round trip took 2.4 ms with fresh blocks and
+ * 1.1-1.5 ms with warm ones (docs/design/progress.md, "1 MiB"). The
+ * cache is bounded (BUF_CACHE_N blocks, BUF_CACHE_BYTES in all) and a
+ * block is reused only for a request of at least half its size, so a
+ * small message never pins a big block.
+ */
+#define BUF_CACHE_MIN (64u << 10)
+#define BUF_CACHE_N 16
+#define BUF_CACHE_BYTES (32u << 20)
+
+static struct {
+	pthread_mutex_t mu;
+	tsm__buf *b[BUF_CACHE_N];
+	unsigned n;
+	size_t bytes;
+} bcache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The smallest cached block that fits cap without being over twice it. */
+static tsm__buf *bcache_take(size_t cap)
+{
+	tsm__buf *best = NULL;
+	unsigned bi = 0;
+	pthread_mutex_lock(&bcache.mu);
+	for (unsigned i = 0; i < bcache.n; i++) {
+		tsm__buf *x = bcache.b[i];
+		if (x->cap >= cap && x->cap / 2 <= cap && (!best || x->cap < best->cap)) {
+			best = x;
+			bi = i;
+		}
+	}
+	if (best) {
+		bcache.b[bi] = bcache.b[--bcache.n];
+		bcache.bytes -= best->cap;
+	}
+	pthread_mutex_unlock(&bcache.mu);
+	return best;
+}
+
+/* Keeps b if there is room; frees the oldest blocks to make it. */
+static void bcache_put(tsm__buf *b)
+{
+	if (b->cap < BUF_CACHE_MIN || b->cap > BUF_CACHE_BYTES / 2) {
+		free(b);
+		return;
+	}
+	tsm__buf *evict[BUF_CACHE_N];
+	unsigned ne = 0;
+	pthread_mutex_lock(&bcache.mu);
+	while (bcache.n == BUF_CACHE_N || bcache.bytes + b->cap > BUF_CACHE_BYTES) {
+		evict[ne] = bcache.b[0];
+		bcache.bytes -= evict[ne++]->cap;
+		memmove(&bcache.b[0], &bcache.b[1], --bcache.n * sizeof(bcache.b[0]));
+	}
+	bcache.b[bcache.n++] = b;
+	bcache.bytes += b->cap;
+	pthread_mutex_unlock(&bcache.mu);
+	for (unsigned i = 0; i < ne; i++)
+		free(evict[i]);
+}
+
+/* At exit, so that leak checkers see nothing held. */
+__attribute__((destructor)) static void bcache_fini(void)
+{
+	pthread_mutex_lock(&bcache.mu);
+	while (bcache.n)
+		free(bcache.b[--bcache.n]);
+	bcache.bytes = 0;
+	pthread_mutex_unlock(&bcache.mu);
+}
+
 tsm__buf *tsm__buf_new(size_t cap)
 {
-	tsm__buf *b = malloc(sizeof(*b) + cap);
-	if (!b)
-		return NULL;
+	tsm__buf *b = cap >= BUF_CACHE_MIN ? bcache_take(cap) : NULL;
+	if (!b) {
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->cap = cap;
+	}
 	atomic_init(&b->refs, 1);
-	b->cap = cap;
 	return b;
 }
 
 void tsm__buf_unref(tsm__buf *b)
 {
 	if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
-		free(b);
+		bcache_put(b);
 }
 
 tsm__omsg *tsm__omsg_ref(tsm__omsg *m)
