@@ -485,6 +485,11 @@ START_TEST(ctrl_type_rules)
 		CK_ERR(ctrl_try(t, 0, 0, "a"), TSM_ERR_BAD_FIELD);
 		CK_ERR(ctrl_try(t, 1, 0, NULL), TSM_ERR_BAD_FIELD);
 	}
+	/* TIERS: the text is required, id and value are not allowed */
+	CK_ERR(ctrl_try(TSM_C_TIERS, 0, 0, "efa=00ff"), TSM_OK);
+	CK_ERR(ctrl_try(TSM_C_TIERS, 0, 0, NULL), TSM_ERR_BAD_FIELD);
+	CK_ERR(ctrl_try(TSM_C_TIERS, 1, 0, "efa=00ff"), TSM_ERR_BAD_FIELD);
+	CK_ERR(ctrl_try(TSM_C_TIERS, 0, 1, "efa=00ff"), TSM_ERR_BAD_FIELD);
 	CK_ERR(ctrl_try(0, 0, 0, NULL), TSM_ERR_BAD_TYPE);
 	CK_ERR(ctrl_try(TSM_C__MAX + 1, 0, 0, NULL), TSM_ERR_BAD_TYPE);
 	CK_ERR(ctrl_try(0xff, 0, 0, "a"), TSM_ERR_BAD_TYPE);

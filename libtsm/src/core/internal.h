@@ -305,6 +305,13 @@ bool tsm__ctx_rings_empty(tsm_ctx *ctx);
 /* tsm__ctx_redial: dial the peer of s again; the new session replaces s
  * once established (make-before-break). */
 void tsm__ctx_redial(tsm_ctx *ctx, tsm__session *s);
+/* auto:// and EFA (docs/transports.md "auto"): a listener offers its EFA
+ * name on each session it accepts (CTRL TIERS); a dialer that hears it
+ * remembers it and, when the session runs below EFA, dials again over
+ * EFA (make-before-break). Malformed text: TSM_ERR_BAD_FIELD. */
+void tsm__ctx_tiers_offer(tsm_ctx *ctx, tsm__session *s);
+tsm_err tsm__ctx_tiers_learn(tsm_ctx *ctx, tsm__session *s,
+                             const uint8_t *ad, size_t n);
 void tsm__ctx_notify(tsm_ctx *ctx);
 /* Discovery's hooks into the progress thread (loop.c). */
 bool tsm__ctx_peer_up(tsm_ctx *ctx, uint64_t node_id);

@@ -621,6 +621,37 @@ void tsm__ctx_redial(tsm_ctx *ctx, tsm__session *s)
 	loop_dial(ctx, d);
 }
 
+static bool loop_is_auto(const tsm_ctx *ctx)
+{
+	return ctx->io_ops && strcmp(ctx->io_ops->name, "auto") == 0;
+}
+
+void tsm__ctx_tiers_offer(tsm_ctx *ctx, tsm__session *s)
+{
+	char ad[160];
+	if (s->dialer || !loop_is_auto(ctx) ||
+	    !tsm__ofi_auto_advert(ctx->io, ad, sizeof(ad)))
+		return;
+	tsm__ctrl c = {.type = TSM_C_TIERS, .str = (const uint8_t *)ad,
+	               .str_len = (uint16_t)strlen(ad)};
+	tsm__session_send_ctrl(s, &c);
+}
+
+tsm_err tsm__ctx_tiers_learn(tsm_ctx *ctx, tsm__session *s, const uint8_t *ad,
+                             size_t n)
+{
+	bool move = false;
+	if (!s->dialer || !loop_is_auto(ctx) || s->reauth_started || s->retiring)
+		return TSM_OK; /* only the dialer of a session can move it */
+	tsm_err e = tsm__ofi_auto_learn(ctx->io, s->conn.fd, s->dialer->url.ofi_addr,
+	                                ad, n, &move);
+	if (e == TSM_OK && move) {
+		s->reauth_started = true; /* one replacement at a time */
+		tsm__ctx_redial(ctx, s);
+	}
+	return e;
+}
+
 static void loop_send_subs(tsm_ctx *ctx, tsm__session *s)
 {
 	pthread_mutex_lock(&ctx->mu);
@@ -647,6 +678,7 @@ void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s)
 	tsm__log(ctx, TSM_LOG_INFO, "session %s (%s) established", s->peer_addr,
 	         s->peer_name);
 	loop_send_subs(ctx, s);
+	tsm__ctx_tiers_offer(ctx, s);
 	tsm__rsm_session_up(s);
 	if (ctx->disc)
 		ctx->disc_ops->session_up(ctx->disc, s);

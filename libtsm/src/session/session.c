@@ -395,6 +395,8 @@ static tsm_err sess_on_ctrl(tsm__session *s, const uint8_t *b, size_t n)
 		return tsm__rsm_on_ack(s, c.value);
 	case TSM_C_RESUME:
 		return tsm__rsm_on_resume(s, c.value, c.str, c.str_len);
+	case TSM_C_TIERS:
+		return tsm__ctx_tiers_learn(s->ctx, s, c.str, c.str_len);
 	case TSM_C_ADVERT:
 		return s->ctx->disc ? s->ctx->disc_ops->on_advert(s->ctx->disc, s,
 		                                                  c.blob, c.blob_len)

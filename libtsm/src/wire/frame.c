@@ -502,6 +502,7 @@ static const struct ctrl_rule ctrl_rules[TSM_C__MAX + 1] = {
 	[TSM_C_ADVERT] = {"ADVERT", false, false, false},
 	[TSM_C_ACK] = {"ACK", false, false, true},
 	[TSM_C_RESUME] = {"RESUME", true, false, true},
+	[TSM_C_TIERS] = {"TIERS", true, false, false},
 };
 
 static tsm_err ctrl_check(const tsm__ctrl *c)

@@ -166,7 +166,8 @@ typedef enum tsm__ctrl_type {
 	TSM_C_ADVERT = 6,      /* blob = discovery records (§12) */
 	TSM_C_ACK = 7,         /* value = lane << 56 | next seq read */
 	TSM_C_RESUME = 8,      /* value = lost session id, str = 8 x u64 */
-	TSM_C__MAX = 8,
+	TSM_C_TIERS = 9,       /* str = "efa=NAME": the sender's EFA endpoint */
+	TSM_C__MAX = 9,
 } tsm__ctrl_type;
 
 typedef struct tsm__ctrl {

@@ -122,6 +122,24 @@ struct tsm_ctx;
 extern const tsm__io_ops tsm__io_ofi_auto_ops;
 tsm_err tsm__ofi_auto_open(struct tsm_ctx *ctx, const tsm__io_cbs *cbs);
 
+/*
+ * EFA under auto (docs/transports.md "auto"): an auto:// address cannot
+ * name an EFA endpoint, so a listener with an EFA device tells each
+ * session it accepts its EFA name in a CTRL TIERS frame (sealed, after
+ * the handshake). tsm__ofi_auto_advert writes that frame's text
+ * ("efa=NAME") into buf; false when this engine has no EFA listener.
+ * tsm__ofi_auto_learn takes a peer's text on a session we dialed at
+ * `dialed` ("HOST:PORT") over handle fd: it remembers the name for later
+ * dials of that address and sets *move when the session runs on a tier
+ * below EFA, EFA is here and has not failed for that peer lately: the
+ * caller then dials again (make-before-break). TSM_ERR_BAD_FIELD for a
+ * malformed text. Both take only the auto engine; stubs without
+ * libfabric.
+ */
+bool tsm__ofi_auto_advert(tsm__io *io, char *buf, size_t cap);
+tsm_err tsm__ofi_auto_learn(tsm__io *io, int fd, const char *dialed,
+                            const uint8_t *ad, size_t n, bool *move);
+
 /* What the engine runs on and what it has refused or dropped. */
 typedef struct tsm__ofi_info {
 	char provider[48];      /* as granted: "tcp;ofi_rxm" */

@@ -4,8 +4,12 @@
  * one engine per tier, the tier chosen per connection:
  *
  *   verbs  verbs;ofi_rxm at HOST:PORT, when a verbs device exists here;
- *   efa    never dialed: an EFA endpoint has no IP address, so an auto URL
- *          cannot name one (dial ofi+efa://NAME); reported as a fallback;
+ *   efa    an EFA endpoint has no IP address, so an auto URL cannot name
+ *          one: a listener with an EFA device listens there too and tells
+ *          its dialers its EFA name in a sealed CTRL TIERS frame on the
+ *          first session (over shm or TCP); the dialer then dials again
+ *          over EFA and the new session replaces the first one
+ *          (make-before-break, nothing lost; tsm__ofi_auto_learn);
  *   shm    libfabric shm, for a peer on this host whose auto listener has
  *          the region /dev/shm/tsm:auto-PORT-ADDR (see auto_shm_name);
  *   tcp    io_uring TCP (epoll when io_uring is unavailable) at HOST:PORT,
@@ -98,6 +102,15 @@ struct auto_memo {
 	tsm_time until;
 };
 
+/* An EFA name a peer told us (CTRL TIERS) for the address we dial it at. */
+#define AUTO_LEARNED 32
+#define AUTO_AD_MAX 136
+struct auto_learned {
+	char addr[64];      /* "HOST:PORT" as dialed */
+	char efa[AUTO_AD_MAX]; /* what the efa tier's connect takes */
+	tsm_time at;        /* 0: free */
+};
+
 struct ofi_auto {
 	uint32_t kind;      /* OFI_KIND_AUTO; first, as in struct tsm__io */
 	const tsm__io_cbs *cbs;
@@ -116,6 +129,8 @@ struct ofi_auto {
 	tsm__conn **closed;
 	size_t nclosed, capclosed;
 	struct auto_memo memo[AUTO_MEMO];
+	struct auto_learned learned[AUTO_LEARNED];
+	char efa_ad[AUTO_AD_MAX]; /* our EFA listener's address, or "" */
 	struct sockaddr_storage local[32];
 	unsigned nlocal;
 	tsm_duration backoff;
@@ -124,6 +139,16 @@ struct ofi_auto {
 static struct ofi_auto *A(tsm__io *io)
 {
 	return (struct ofi_auto *)(void *)io;
+}
+
+/* The provider of tier t. TSM_AUTO_EFA_PROVIDER runs the efa tier over
+ * another provider ("udp;ofi_rxd"): a test hook, so that the way auto
+ * learns and dials an EFA name is exercised on machines without an EFA
+ * device (tests/unit/test_auto_efa.c). It is logged as a warning. */
+static const char *auto_provider(int t)
+{
+	const char *p = t == AT_EFA ? getenv("TSM_AUTO_EFA_PROVIDER") : NULL;
+	return p && *p ? p : tiers[t].provider;
 }
 
 /* --- logging and counting ------------------------------------------------ */
@@ -248,7 +273,7 @@ static void auto_probe(struct ofi_auto *a)
 {
 	for (int t = 0; t < AT_TCP; t++) {
 		struct auto_tier_state *s = &a->t[t];
-		s->here = tsm__ofi_probe(tiers[t].provider) == TSM_OK;
+		s->here = tsm__ofi_probe(auto_provider(t)) == TSM_OK;
 		if (!s->here)
 			snprintf(s->why, sizeof(s->why), "%s", tsm_err_detail());
 	}
@@ -260,7 +285,7 @@ static tsm__io *auto_tier_io(struct ofi_auto *a, int t)
 	struct auto_tier_state *s = &a->t[t];
 	if (s->io || !s->here)
 		return s->io;
-	if (tsm__ofi_init(&s->io, a->cbs, a->busy, tiers[t].provider) != TSM_OK) {
+	if (tsm__ofi_init(&s->io, a->cbs, a->busy, auto_provider(t)) != TSM_OK) {
 		s->here = false;
 		s->io = NULL;
 		snprintf(s->why, sizeof(s->why), "%s", tsm_err_detail());
@@ -426,6 +451,37 @@ static bool auto_memo_failed(struct ofi_auto *a, const char *addr, int t)
 	return m && (m->failed & (1u << t));
 }
 
+/* --- learned EFA names --------------------------------------------------- */
+
+static const struct auto_learned *auto_learned_find(const struct ofi_auto *a,
+                                                    const char *addr)
+{
+	for (int i = 0; i < AUTO_LEARNED; i++)
+		if (a->learned[i].at && strcmp(a->learned[i].addr, addr) == 0)
+			return &a->learned[i];
+	return NULL;
+}
+
+/* Keeps the newest AUTO_LEARNED: a peer's name replaces its old one,
+ * else the oldest entry goes. */
+static void auto_learned_put(struct ofi_auto *a, const char *addr,
+                             const char *efa)
+{
+	struct auto_learned *l = (struct auto_learned *)auto_learned_find(a, addr);
+	for (int i = 0; !l && i < AUTO_LEARNED; i++)
+		if (!a->learned[i].at)
+			l = &a->learned[i];
+	if (!l) {
+		l = &a->learned[0];
+		for (int i = 1; i < AUTO_LEARNED; i++)
+			if (a->learned[i].at < l->at)
+				l = &a->learned[i];
+	}
+	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	snprintf(l->efa, sizeof(l->efa), "%s", efa);
+	l->at = tsm__now();
+}
+
 /* --- dialing ------------------------------------------------------------- */
 
 static struct auto_dial *auto_dial_find(struct ofi_auto *a, const tsm__conn *c)
@@ -479,9 +535,11 @@ static bool auto_usable(struct ofi_auto *a, const struct auto_peer *p, int t,
 		snprintf(why, cap, "%s", s->why);
 		return false;
 	}
-	if (t == AT_EFA) {
-		snprintf(why, cap, "an auto:// address (%s) cannot name an EFA "
-		         "endpoint; dial ofi+efa://NAME for EFA", p->addr);
+	if (t == AT_EFA && !auto_learned_find(a, p->addr)) {
+		snprintf(why, cap, "no EFA name known for %s yet (an auto:// "
+		         "address cannot name an EFA endpoint: the peer tells its "
+		         "name on the first session, then auto moves to EFA)",
+		         p->addr);
 		return false;
 	}
 	if (t == AT_VERBS && p->tcp.sa.ss_family != AF_INET) {
@@ -519,8 +577,11 @@ static tsm_err auto_dial_tier(struct ofi_auto *a, struct auto_dial *d, int t)
 	tsm__conn *c = d->c;
 	if (t != AT_TCP) {
 		const char *addr = d->peer.addr;
+		const struct auto_learned *l;
 		if (t == AT_SHM)
 			addr = auto_shm_exists(d->peer.shm[0]) ? d->peer.shm[0] : d->peer.shm[1];
+		if (t == AT_EFA && (l = auto_learned_find(a, d->peer.addr)) != NULL)
+			addr = l->efa;
 		return tsm__ofi_connect(s->io, c, addr);
 	}
 	int fd = -1;
@@ -615,6 +676,29 @@ bool tsm__ofi_auto_dialed(struct ofi_auto *a, tsm__io *sub, tsm__conn *c,
 
 /* --- listening ----------------------------------------------------------- */
 
+/* EFA listens on any device ("": the provider's first); its bound name
+ * is what TIERS frames tell our dialers (tsm__ofi_auto_advert). */
+static void auto_listen_efa(struct ofi_auto *a, const char *what,
+                            const char *hostport)
+{
+	struct auto_tier_state *s = &a->t[AT_EFA];
+	char url[300], why[320];
+	bool real = strcmp(auto_provider(AT_EFA), "efa") == 0;
+	tsm__io *io = auto_tier_io(a, AT_EFA);
+	tsm_err e = io ? tsm__ofi_listen_addr(io, real ? "" : hostport) : TSM_ETRANSPORT;
+	if (e == TSM_OK)
+		e = tsm__ofi_bound_url(io, url, sizeof(url));
+	const char *name = e ? NULL : strstr(url, "://");
+	if (!name || strlen(name + 3) >= sizeof(a->efa_ad)) {
+		snprintf(why, sizeof(why), "%s", !io ? s->why : e ? tsm_err_detail()
+		                                            : "bound name too long");
+		auto_fallback(a, what, AT_EFA, TSM_LOG_WARN, why, NULL, 0);
+		return;
+	}
+	snprintf(a->efa_ad, sizeof(a->efa_ad), "%s", name + 3);
+	s->bound = true;
+}
+
 static void auto_listen_tier(struct ofi_auto *a, int t, const char *hostport)
 {
 	struct auto_tier_state *s = &a->t[t];
@@ -625,11 +709,8 @@ static void auto_listen_tier(struct ofi_auto *a, int t, const char *hostport)
 		auto_fallback(a, what, t, TSM_LOG_INFO, s->why, NULL, 0);
 		return;
 	}
-	if (t == AT_EFA) {
-		auto_fallback(a, what, t, TSM_LOG_INFO, "auto:// addresses cannot name "
-		              "EFA endpoints; listen on ofi+efa:// for EFA", NULL, 0);
-		return;
-	}
+	if (t == AT_EFA) /* any device; HOST:PORT for a test provider */
+		return auto_listen_efa(a, what, hostport);
 	if (t == AT_VERBS && sa->ss_family != AF_INET) {
 		auto_fallback(a, what, t, TSM_LOG_INFO, "ofi+verbs takes IPv4 "
 		              "addresses only", NULL, 0);
@@ -671,6 +752,7 @@ static void auto_unbind_tiers(struct ofi_auto *a)
 		}
 		s->bound = false;
 	}
+	a->efa_ad[0] = '\0';
 }
 
 static uint16_t auto_port(const tsm__url *u)
@@ -866,6 +948,43 @@ tsm_err tsm__ofi_auto_peer_name(tsm__io *io, int fd, char *buf, size_t cap)
 	return TSM_OK;
 }
 
+bool tsm__ofi_auto_advert(tsm__io *io, char *buf, size_t cap)
+{
+	struct ofi_auto *a = A(io);
+	if (!a->t[AT_EFA].listening || !a->efa_ad[0])
+		return false;
+	return (size_t)snprintf(buf, cap, "efa=%s", a->efa_ad) < cap;
+}
+
+tsm_err tsm__ofi_auto_learn(tsm__io *io, int fd, const char *dialed,
+                            const uint8_t *ad, size_t n, bool *move)
+{
+	struct ofi_auto *a = A(io);
+	char efa[AUTO_AD_MAX];
+	uint8_t raw[OFI_NAME_MAX + 2];
+	size_t rn = sizeof(raw);
+	*move = false;
+	if (n <= 4 || n - 4 >= sizeof(efa) || memcmp(ad, "efa=", 4) != 0)
+		return tsm__err_set(TSM_ERR_BAD_FIELD, "CTRL TIERS: want efa=NAME "
+		                    "(NAME up to %d characters)", AUTO_AD_MAX - 1);
+	memcpy(efa, ad + 4, n - 4);
+	efa[n - 4] = '\0';
+	if (strspn(efa, "0123456789abcdefABCDEF.:[]_-") != n - 4)
+		return tsm__err_set(TSM_ERR_BAD_FIELD, "CTRL TIERS: NAME has a "
+		                    "character outside [0-9a-fA-F.:[]_-]");
+	tsm__io *e_io = a->t[AT_EFA].here ? auto_tier_io(a, AT_EFA) : NULL;
+	if (!e_io)
+		return TSM_OK; /* no EFA here: the offer is of no use */
+	if (tsm__ofi_addr_name(e_io, efa, raw, &rn) != TSM_OK)
+		return tsm__err_set(TSM_ERR_BAD_FIELD, "CTRL TIERS: %s", tsm_err_detail());
+	auto_learned_put(a, dialed, efa);
+	int t = auto_tier_of(fd);
+	*move = t > AT_EFA && !auto_memo_failed(a, dialed, AT_EFA);
+	tsm__log(a->ctx, TSM_LOG_INFO, "auto: %s offers EFA (%s)%s", dialed, efa,
+	         *move ? ": dialing it again over EFA" : "");
+	return TSM_OK;
+}
+
 void tsm__ofi_auto_query(const tsm__io *io, tsm__ofi_info *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -973,7 +1092,7 @@ static void auto_name(const struct ofi_auto *a, char *buf, size_t cap)
 {
 	int k = snprintf(buf, cap, "auto:");
 	for (int t = 0; t < AT_TCP && k > 0 && (size_t)k < cap; t++)
-		if (a->t[t].here && t != AT_EFA)
+		if (a->t[t].here)
 			k += snprintf(buf + k, cap - (size_t)k, "%s+", tiers[t].name);
 	if (k > 0 && (size_t)k < cap)
 		snprintf(buf + k, cap - (size_t)k, "%s", a->t[AT_TCP].ops->name);
@@ -998,6 +1117,10 @@ tsm_err tsm__ofi_auto_open(tsm_ctx *ctx, const tsm__io_cbs *cbs)
 	}
 	auto_probe(a);
 	auto_locals(a);
+	if (strcmp(auto_provider(AT_EFA), "efa") != 0)
+		tsm__log(ctx, TSM_LOG_WARN, "auto: the efa tier runs over %s "
+		         "(TSM_AUTO_EFA_PROVIDER: a test hook, not EFA)",
+		         auto_provider(AT_EFA));
 	ctx->io = (tsm__io *)(void *)a;
 	ctx->io_ops = &tsm__io_ofi_auto_ops;
 	auto_name(a, ctx->transport_name, sizeof(ctx->transport_name));
