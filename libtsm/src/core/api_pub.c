@@ -372,6 +372,7 @@ TSM_API tsm_err tsm_pub_flush(tsm_pub *p, tsm_duration timeout)
 	tsm_err e = TSM_OK;
 	pthread_mutex_lock(&ctx->mu);
 	uint64_t req = ++ctx->flush_req;
+	atomic_store(&ctx->flush_wanted, true);
 	atomic_store(&ctx->cmd_pending, true); /* makes the loop look */
 	tsm__ctx_wake(ctx);
 	while (ctx->flush_done < req) {

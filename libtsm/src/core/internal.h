@@ -239,7 +239,10 @@ struct tsm_ctx {
 	struct tsm_sub *subs;
 	struct tsm_pub *pubs;
 	atomic_uint pubq_waiters_a; /* [A] publishers blocked on a full pubq */
-	uint64_t flush_req, flush_done;
+	uint64_t flush_req, flush_done; /* [mu] */
+	atomic_bool flush_wanted;  /* [A] flush_done < flush_req (set and
+	                              cleared under mu): the loop looks at
+	                              the counters, under mu, only then */
 	unsigned nestablished;
 	atomic_uint_fast64_t sub_epoch; /* [A] bumped when local subs change */
 	uint32_t next_topic_id;    /* [mu] */
