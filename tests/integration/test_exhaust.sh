@@ -353,9 +353,18 @@ case_fd_exhaust() {
 	finish_good 25
 	[ "$(stat_of pub reason.handshake_timeout)" -ge 1 ] ||
 		fail "pub: no silent connection was cut by handshake_timeout"
+	# every failed accept is counted, and logged at most once a second
+	# (accept_backoff retries ten times a second)
+	local failed logged
+	failed=$(stat_of pub transport.accept_failed)
+	logged=$(grep -c 'Too many open files' "$WORK/pub.err")
+	[ "$failed" -ge 1 ] || fail "pub: transport.accept_failed is 0"
+	[ "$logged" -le $((1 + failed / 5)) ] ||
+		fail "pub: $logged accept failure lines for $failed failures (not rate-limited)"
 	log "ok: pub transport.accepts = $(stat_of pub transport.accepts)," \
+		"transport.accept_failed = $failed," \
 		"reason.handshake_timeout = $(stat_of pub reason.handshake_timeout)," \
-		"'Too many open files' logged $(grep -c 'Too many open files' "$WORK/pub.err") times"
+		"'Too many open files' logged $logged times"
 	pass "ulimit -n 32 and 40 silent connections: accept hit EMFILE and backed off, recovered once the silent ones were cut; the good peer got 25/25"
 }
 

@@ -20,6 +20,7 @@
 #include "core/internal.h"
 #include "transport/ofi/ofi.h"
 #include "tsm/tsm.h"
+#include "unit_support.h"
 
 #define N_MSGS 2000
 
@@ -28,29 +29,26 @@ extern const tsm__io_cbs tsm__loop_cbs; /* core/loop.c; none fire here */
 static tsm_ctx *open_ctx(const char *listen, const char *connect)
 {
 	tsm_ctx_params p;
-	tsm_ctx *c;
-	tsm_ctx_params_init(&p);
-	p.insecure = 1;
-	p.log_level = TSM_LOG_ERROR;
-	p.listen[0] = listen;
-	p.connect[0] = connect;
-	tsm_err e = tsm_ctx_open(&c, &p);
-	ck_assert_msg(e == TSM_OK, "open: %s %s", tsm_err_name(e), tsm_err_detail());
-	return c;
+	us_params(&p, listen, connect);
+	return us_open("auto", &p);
 }
 
-static uint64_t stat(tsm_ctx *c, const char *n)
-{
-	uint64_t v = 0;
-	ck_assert_int_eq(tsm_stats_get(c, n, &v), TSM_OK);
-	return v;
-}
-
-static void url_of(char *buf, size_t cap)
+/* A listener on a free port (other suites run beside this one and take
+ * ports from the same range): the next port while it is in use. */
+static tsm_ctx *open_listener(char *url, size_t cap)
 {
 	static int seq;
-	snprintf(buf, cap, "auto://127.0.0.1:%d",
-	         20000 + (int)(getpid() % 1000) * 8 + seq++ % 8);
+	tsm_ctx_params p;
+	tsm_ctx *c = NULL;
+	tsm_err e = TSM_ERR_ADDR_IN_USE;
+	for (int i = 0; i < 16 && e == TSM_ERR_ADDR_IN_USE; i++) {
+		snprintf(url, cap, "auto://127.0.0.1:%d",
+		         20000 + (int)(getpid() % 1000) * 8 + seq++ % 8);
+		us_params(&p, url, NULL);
+		e = tsm_ctx_open(&c, &p);
+	}
+	ck_assert_msg(e == TSM_OK, "listen: %s %s", tsm_err_name(e), tsm_err_detail());
+	return c;
 }
 
 /* A publishes 0..N_MSGS-1 over about a second while B's session may
@@ -60,8 +58,7 @@ static void url_of(char *buf, size_t cap)
 static tsm_ctx *run_pair(uint64_t *a_dup)
 {
 	char url[64];
-	url_of(url, sizeof(url));
-	tsm_ctx *a = open_ctx(url, NULL), *b = open_ctx(NULL, url);
+	tsm_ctx *a = open_listener(url, sizeof(url)), *b = open_ctx(NULL, url);
 	tsm_sub *s;
 	tsm_pub *p;
 	ck_assert_int_eq(tsm_sub_open(&s, b, "efa/t", NULL), TSM_OK);
@@ -72,17 +69,10 @@ static tsm_ctx *run_pair(uint64_t *a_dup)
 		if (i % 4 == 0)
 			usleep(2000);
 	}
-	for (uint32_t i = 0; i < N_MSGS; i++) {
-		tsm_msg *m;
-		uint32_t v;
-		ck_assert_int_eq(tsm_sub_recv(s, &m, 10 * TSM_SEC), TSM_OK);
-		memcpy(&v, tsm_msg_data(m), sizeof(v));
-		ck_assert_uint_eq(v, i);
-		tsm_msg_free(m);
-	}
+	us_recv_seq(s, N_MSGS, "across the move");
 	tsm_msg *extra = NULL;
 	ck_assert_int_eq(tsm_sub_recv(s, &extra, 300 * TSM_MSEC), TSM_ETIMEDOUT);
-	*a_dup = stat(a, "session.duplicate");
+	*a_dup = us_stat(a, "session.duplicate");
 	tsm_ctx_close(a);
 	return b;
 }
@@ -94,11 +84,11 @@ START_TEST(moves_to_efa)
 	tsm_ctx *b = run_pair(&a_dup);
 	/* first over TCP (same process: no shm), then over "efa"; the
 	 * first session was replaced, not lost */
-	ck_assert_uint_eq(stat(b, "transport.chosen_tcp"), 1);
-	ck_assert_uint_eq(stat(b, "transport.chosen_efa"), 1);
-	ck_assert_uint_eq(stat(b, "transport.chosen"), 2); /* the latest: efa */
-	ck_assert_uint_ge(a_dup + stat(b, "session.duplicate"), 1);
-	ck_assert_uint_eq(stat(b, "session.timeout"), 0);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen_tcp"), 1);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen_efa"), 1);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen"), 2); /* the latest: efa */
+	ck_assert_uint_ge(a_dup + us_stat(b, "session.duplicate"), 1);
+	ck_assert_uint_eq(us_stat(b, "session.timeout"), 0);
 	tsm_ctx_close(b);
 	unsetenv("TSM_AUTO_EFA_PROVIDER");
 }
@@ -109,10 +99,10 @@ START_TEST(stays_without_efa)
 	uint64_t a_dup;
 	unsetenv("TSM_AUTO_EFA_PROVIDER"); /* the real efa provider: no device */
 	tsm_ctx *b = run_pair(&a_dup);
-	ck_assert_uint_eq(stat(b, "transport.chosen_efa"), 0);
-	ck_assert_uint_eq(stat(b, "transport.chosen_tcp"), 1);
-	ck_assert_uint_ge(stat(b, "transport.fallback_efa"), 1);
-	ck_assert_uint_eq(a_dup + stat(b, "session.duplicate"), 0);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen_efa"), 0);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen_tcp"), 1);
+	ck_assert_uint_ge(us_stat(b, "transport.fallback_efa"), 1);
+	ck_assert_uint_eq(a_dup + us_stat(b, "session.duplicate"), 0);
 	tsm_ctx_close(b);
 }
 END_TEST

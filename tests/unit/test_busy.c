@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "tsm/tsm.h"
+#include "unit_support.h"
 
 struct tp {
 	const char *name, *fmt;
@@ -50,24 +51,9 @@ static void url_of(char *buf, size_t cap)
 static tsm_ctx *open_ctx(const char *listen, const char *connect, bool busy)
 {
 	tsm_ctx_params p;
-	tsm_ctx *c;
-	tsm_ctx_params_init(&p);
-	p.insecure = 1;
-	p.log_level = TSM_LOG_ERROR;
+	us_params(&p, listen, connect);
 	p.progress = busy ? TSM_PROGRESS_BUSY_POLL : TSM_PROGRESS_BLOCKING;
-	p.listen[0] = listen;
-	p.connect[0] = connect;
-	tsm_err e = tsm_ctx_open(&c, &p);
-	ck_assert_msg(e == TSM_OK, "%s: open: %s %s", cur->name, tsm_err_name(e),
-	              tsm_err_detail());
-	return c;
-}
-
-static uint64_t stat_of(tsm_ctx *c, const char *n)
-{
-	uint64_t v = 0;
-	ck_assert_int_eq(tsm_stats_get(c, n, &v), TSM_OK);
-	return v;
+	return us_open(cur->name, &p);
 }
 
 static void fill(uint8_t *b, size_t n, uint32_t k)
@@ -156,7 +142,7 @@ static void run_echo(bool busy)
 	void *rc;
 	pthread_join(th, &rc);
 	ck_assert_ptr_null(rc);
-	uint64_t ia = stat_of(a, "progress.inline"), ib = stat_of(b.ctx, "progress.inline");
+	uint64_t ia = us_stat(a, "progress.inline"), ib = us_stat(b.ctx, "progress.inline");
 	if (busy) {
 		ck_assert_msg(ia > 0 && ib > 0, "%s: inline runs %llu / %llu", cur->name,
 		              (unsigned long long)ia, (unsigned long long)ib);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "unit_support.h"
 
 struct tp {
 	const char *name;
@@ -61,18 +62,10 @@ static tsm_ctx *ctx_with_timeout(const char *listen, const char *connect,
                                  tsm_duration session_timeout)
 {
 	tsm_ctx_params p;
-	tsm_ctx *c;
-	tsm_ctx_params_init(&p);
-	p.insecure = 1;
-	p.log_level = TSM_LOG_ERROR;
-	p.listen[0] = listen;
-	p.connect[0] = connect;
+	us_params(&p, listen, connect);
 	if (session_timeout)
 		p.session_timeout = session_timeout;
-	tsm_err e = tsm_ctx_open(&c, &p);
-	ck_assert_msg(e == TSM_OK, "%s: open: %s %s", cur->name, tsm_err_name(e),
-	              tsm_err_detail());
-	return c;
+	return us_open(cur->name, &p);
 }
 
 static tsm_ctx *ctx_with(const char *listen, const char *connect)
@@ -80,12 +73,6 @@ static tsm_ctx *ctx_with(const char *listen, const char *connect)
 	return ctx_with_timeout(listen, connect, 0);
 }
 
-static uint64_t stat(tsm_ctx *c, const char *n)
-{
-	uint64_t v = 0;
-	tsm_stats_get(c, n, &v);
-	return v;
-}
 
 static void setup_tp(int i)
 {
@@ -113,18 +100,8 @@ static void check_exchange(void)
 		ck_assert_int_eq(tsm_publish(pa, &i, 4, NULL), TSM_OK);
 		ck_assert_int_eq(tsm_publish(pb, &i, 4, NULL), TSM_OK);
 	}
-	for (uint32_t i = 0; i < 500; i++) {
-		tsm_msg *m;
-		uint32_t v;
-		ck_assert_int_eq(tsm_sub_recv(sb, &m, 10 * TSM_SEC), TSM_OK);
-		memcpy(&v, tsm_msg_data(m), 4);
-		ck_assert_uint_eq(v, i);
-		tsm_msg_free(m);
-		ck_assert_int_eq(tsm_sub_recv(sa, &m, 10 * TSM_SEC), TSM_OK);
-		memcpy(&v, tsm_msg_data(m), 4);
-		ck_assert_uint_eq(v, i);
-		tsm_msg_free(m);
-	}
+	us_recv_seq(sb, 500, cur->name); /* each queue holds all 500 */
+	us_recv_seq(sa, 500, cur->name);
 	tsm_ctx_close(b);
 	tsm_ctx_close(a);
 }
@@ -253,11 +230,11 @@ static void check_connect_refused(void)
 		return; /* excluded: see the file comment */
 	url_of(url, sizeof(url));
 	tsm_ctx *b = ctx_with(NULL, url); /* nobody listens there */
-	for (int i = 0; i < 500 && stat(b, "transport.connect_failed") +
-	                               stat(b, "session.timeout") == 0; i++)
+	for (int i = 0; i < 500 && us_stat(b, "transport.connect_failed") +
+	                               us_stat(b, "session.timeout") == 0; i++)
 		usleep(10 * 1000);
-	ck_assert_uint_ge(stat(b, "transport.connect_failed") +
-	                  stat(b, "session.timeout"), 1);
+	ck_assert_uint_ge(us_stat(b, "transport.connect_failed") +
+	                  us_stat(b, "session.timeout"), 1);
 	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 0), TSM_ETIMEDOUT);
 	tsm_ctx_close(b);
 }
@@ -269,9 +246,9 @@ static void check_listener_closed(void)
 	tsm_ctx *a = ctx_with(url, NULL), *b = ctx_with(NULL, url);
 	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
 	tsm_ctx_close(a);
-	for (int i = 0; i < 1000 && stat(b, "ctx.sessions") > 0; i++)
+	for (int i = 0; i < 1000 && us_stat(b, "ctx.sessions") > 0; i++)
 		usleep(10 * 1000);
-	ck_assert_uint_eq(stat(b, "ctx.sessions"), 0); /* the peer went away */
+	ck_assert_uint_eq(us_stat(b, "ctx.sessions"), 0); /* the peer went away */
 	tsm_ctx_close(b);
 }
 
@@ -323,11 +300,11 @@ static void check_handshake_refused(void)
 	p.listen[0] = url;
 	ck_assert_int_eq(tsm_ctx_open(&a, &p), TSM_OK);
 	tsm_ctx *b = ctx_with(NULL, url); /* insecure */
-	for (int i = 0; i < 500 && stat(a, "reason.insecure_mismatch") == 0; i++)
+	for (int i = 0; i < 500 && us_stat(a, "reason.insecure_mismatch") == 0; i++)
 		usleep(10 * 1000);
-	ck_assert_uint_ge(stat(a, "reason.insecure_mismatch"), 1);
-	ck_assert_uint_eq(stat(a, "session.established"), 0);
-	ck_assert_uint_eq(stat(b, "session.established"), 0);
+	ck_assert_uint_ge(us_stat(a, "reason.insecure_mismatch"), 1);
+	ck_assert_uint_eq(us_stat(a, "session.established"), 0);
+	ck_assert_uint_eq(us_stat(b, "session.established"), 0);
 	tsm_ctx_close(b);
 	tsm_ctx_close(a);
 	unlink(f[3]);
@@ -356,8 +333,8 @@ static void check_deadline_in_flight(void)
 	ck_assert_int_eq(tsm_sub_recv(s, &m, 10 * TSM_SEC), TSM_OK);
 	ck_assert_uint_eq(tsm_msg_size(m), 4); /* the late one never arrives */
 	tsm_msg_free(m);
-	ck_assert_uint_ge(stat(a, "drop.deadline_expired") +
-	                  stat(b, "drop.deadline_expired"), 1);
+	ck_assert_uint_ge(us_stat(a, "drop.deadline_expired") +
+	                  us_stat(b, "drop.deadline_expired"), 1);
 	free(buf);
 	tsm_ctx_close(b);
 	tsm_ctx_close(a);
@@ -393,10 +370,10 @@ static void check_peer_killed_mid_message(void)
 		ck_assert_uint_eq(tsm_msg_size(m), 16u << 20);
 		tsm_msg_free(m);
 	}
-	for (int i = 0; i < 2000 && stat(b, "ctx.sessions") > 0; i++)
+	for (int i = 0; i < 2000 && us_stat(b, "ctx.sessions") > 0; i++)
 		usleep(10 * 1000); /* 20 s: far more than the 3 s timeout */
-	ck_assert_uint_eq(stat(b, "ctx.sessions"), 0);
-	ck_assert_uint_eq(stat(b, "err.protocol"), 0);
+	ck_assert_uint_eq(us_stat(b, "ctx.sessions"), 0);
+	ck_assert_uint_eq(us_stat(b, "err.protocol"), 0);
 	tsm_ctx_close(b);
 }
 
@@ -474,9 +451,9 @@ static void auto_listener_child(const char *url, int up)
 	    write(up, "u", 1) == 1 && tsm_sub_recv(s, &m, 20 * TSM_SEC) == TSM_OK) {
 		tsm_msg_free(m);
 		bool verbs = strstr(tsm_ctx_transport(a), "verbs") != NULL;
-		rc = stat(a, verbs ? "transport.chosen_verbs" : "transport.chosen_shm") >= 1 &&
-		             (verbs || stat(a, "transport.fallback_verbs") >= 1) &&
-		             stat(a, "transport.fallback_efa") >= 1
+		rc = us_stat(a, verbs ? "transport.chosen_verbs" : "transport.chosen_shm") >= 1 &&
+		             (verbs || us_stat(a, "transport.fallback_verbs") >= 1) &&
+		             us_stat(a, "transport.fallback_efa") >= 1
 		         ? 0 : 3;
 	}
 	tsm_ctx_close(a);
@@ -508,20 +485,20 @@ START_TEST(auto_same_host_uses_shm)
 	ck_assert_int_eq(tsm_publish(p, "hi", 2, NULL), TSM_OK);
 	const char *tb = tsm_ctx_transport(b);
 	ck_assert_msg(strncmp(tb, "auto:", 5) == 0, "transport %s", tb);
-	ck_assert_uint_eq(stat(b, "transport.auto"), 1);
+	ck_assert_uint_eq(us_stat(b, "transport.auto"), 1);
 	if (strstr(tb, "verbs")) { /* a verbs device: it must win */
-		ck_assert_uint_eq(stat(b, "transport.chosen"), 1);
-		ck_assert_uint_ge(stat(b, "transport.chosen_verbs"), 1);
+		ck_assert_uint_eq(us_stat(b, "transport.chosen"), 1);
+		ck_assert_uint_ge(us_stat(b, "transport.chosen_verbs"), 1);
 	} else {
-		ck_assert_uint_eq(stat(b, "transport.chosen"), 3); /* shm */
-		ck_assert_uint_ge(stat(b, "transport.chosen_shm"), 1);
-		ck_assert_uint_ge(stat(b, "transport.fallback_verbs"), 1);
+		ck_assert_uint_eq(us_stat(b, "transport.chosen"), 3); /* shm */
+		ck_assert_uint_ge(us_stat(b, "transport.chosen_shm"), 1);
+		ck_assert_uint_ge(us_stat(b, "transport.fallback_verbs"), 1);
 	}
-	ck_assert_uint_ge(stat(b, "transport.fallback_efa"), 1); /* never dialed */
-	ck_assert_uint_ge(stat(b, "transport.fallbacks"),
-	                  stat(b, "transport.fallback_verbs") +
-	                  stat(b, "transport.fallback_efa"));
-	ck_assert_uint_eq(stat(b, "transport.chosen_tcp"), 0);
+	ck_assert_uint_ge(us_stat(b, "transport.fallback_efa"), 1); /* never dialed */
+	ck_assert_uint_ge(us_stat(b, "transport.fallbacks"),
+	                  us_stat(b, "transport.fallback_verbs") +
+	                  us_stat(b, "transport.fallback_efa"));
+	ck_assert_uint_eq(us_stat(b, "transport.chosen_tcp"), 0);
 	int st = 0;
 	ck_assert_int_eq(waitpid(child, &st, 0), child);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "listener: %d", st);
@@ -541,9 +518,9 @@ START_TEST(auto_same_process_uses_tcp)
 	tsm_ctx *a = open_urls(url, NULL), *b = open_urls(NULL, url);
 	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
 	ping(a, b);
-	ck_assert_uint_eq(stat(b, "transport.chosen"), 4);
-	ck_assert_uint_ge(stat(b, "transport.fallback_shm"), 1);
-	ck_assert_uint_ge(stat(a, "transport.chosen_tcp"), 1);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen"), 4);
+	ck_assert_uint_ge(us_stat(b, "transport.fallback_shm"), 1);
+	ck_assert_uint_ge(us_stat(a, "transport.chosen_tcp"), 1);
 	tsm_ctx_close(b);
 	tsm_ctx_close(a);
 }
@@ -560,9 +537,9 @@ START_TEST(auto_dials_tcp_listener)
 	tsm_ctx *a = open_urls(url, NULL), *b = open_urls(NULL, aurl);
 	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
 	ping(a, b);
-	ck_assert_uint_eq(stat(b, "transport.chosen"), 4); /* tcp */
-	ck_assert_uint_ge(stat(b, "transport.chosen_tcp"), 1);
-	ck_assert_uint_ge(stat(b, "transport.fallback_shm"), 1);
+	ck_assert_uint_eq(us_stat(b, "transport.chosen"), 4); /* tcp */
+	ck_assert_uint_ge(us_stat(b, "transport.chosen_tcp"), 1);
+	ck_assert_uint_ge(us_stat(b, "transport.fallback_shm"), 1);
 	tsm_ctx_close(b);
 	tsm_ctx_close(a);
 }
@@ -579,7 +556,7 @@ START_TEST(tcp_dials_auto_listener)
 	tsm_ctx *a = open_urls(aurl, NULL), *b = open_urls(NULL, url);
 	ck_assert_int_eq(tsm_ctx_wait_peers(b, 1, 10 * TSM_SEC), TSM_OK);
 	ping(b, a);
-	ck_assert_uint_ge(stat(a, "transport.chosen_tcp"), 1);
+	ck_assert_uint_ge(us_stat(a, "transport.chosen_tcp"), 1);
 	tsm_ctx_close(b);
 	tsm_ctx_close(a);
 }

@@ -240,6 +240,8 @@ struct tsm_ctx {
 	struct tsm_pub *pubs;
 	atomic_uint pubq_waiters_a; /* [A] publishers blocked on a full pubq */
 	uint64_t flush_req, flush_done; /* [mu] */
+	tsm_time accept_log_at;    /* [P] last accept failure logged */
+	unsigned accept_log_quiet; /* [P] failures since, not logged */
 	atomic_bool flush_wanted;  /* [A] flush_done < flush_req (set and
 	                              cleared under mu): the loop looks at
 	                              the counters, under mu, only then */

@@ -95,13 +95,34 @@ static bool loop_preauth_ok(tsm_ctx *ctx, const char *src)
 	return all < ctx->p.preauth_max && mine < ctx->p.preauth_per_source;
 }
 
+/* Accept failures repeat as fast as the back-off lets them (out of
+ * descriptors: every accept_backoff): one line a second, with the count
+ * of those not logged. */
+static void loop_accept_failed(tsm_ctx *ctx)
+{
+	tsm_time now = tsm__now();
+	if (now - ctx->accept_log_at < TSM_SEC) {
+		ctx->accept_log_quiet++;
+		return;
+	}
+	if (ctx->accept_log_quiet)
+		tsm__log(ctx, TSM_LOG_WARN, "accept: %s (and %u more failures not "
+		         "logged in the second before)", tsm_err_detail(),
+		         ctx->accept_log_quiet);
+	else
+		tsm__log(ctx, TSM_LOG_WARN, "accept: %s", tsm_err_detail());
+	ctx->accept_log_at = now;
+	ctx->accept_log_quiet = 0;
+}
+
 static void loop_on_accept(tsm__lst *l, int fd, tsm_err err)
 {
 	tsm_ctx *ctx = l->user;
 	tsm__session *s;
 	char src[64];
 	if (err) {
-		tsm__log(ctx, TSM_LOG_WARN, "accept: %s", tsm_err_detail());
+		tsm__stat_add(&ctx->stats, ST_ACCEPT_FAILED, 1);
+		loop_accept_failed(ctx);
 		if (l->paused)
 			l->resume_at = tsm__now() + ctx->p.accept_backoff;
 		return;

@@ -28,6 +28,7 @@
 	X(ST_FALLBACK_EFA, "transport.fallback_efa")                        \
 	X(ST_FALLBACK_SHM, "transport.fallback_shm")                        \
 	X(ST_ACCEPTS, "transport.accepts")                                  \
+	X(ST_ACCEPT_FAILED, "transport.accept_failed")                      \
 	X(ST_CONNECT_FAIL, "transport.connect_failed")                      \
 	X(ST_SESS_OPENED, "session.opened")                                 \
 	X(ST_SESS_ESTABLISHED, "session.established")                       \
