@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=build
+# shellcheck source=support/results.sh
+. tests/support/results.sh
 PKGS=(build-essential pkg-config meson ninja-build libfabric-dev liburing-dev
       libmsgpack-dev libssl-dev check python3 python3-pytest iproute2
       clang-14 libclang-rt-14-dev)
@@ -77,70 +79,17 @@ configure() {
 	fi
 }
 
-# Counts meson's results from its JSON log (one object per test).
-count_meson_results() {
-	python3 - "$BUILD/meson-logs/testlog.json" <<'PY'
-import json, sys
-passed = failed = skipped = 0
-try:
-    lines = open(sys.argv[1]).read().splitlines()
-except OSError:
-    lines = []
-for line in lines:
-    try:
-        result = json.loads(line)["result"]
-    except (ValueError, KeyError):
-        continue
-    if result in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif result == "SKIP":
-        skipped += 1
-    else:                       # FAIL, TIMEOUT, UNEXPECTEDPASS, ERROR
-        failed += 1
-print(passed, failed, skipped)
-PY
-}
-
 run_meson_tests() {
 	local rc=0
 	rm -f "$BUILD/meson-logs/testlog.json"
 	timeout -k 30 3000 meson test -C "$BUILD" --print-errorlogs || rc=$?
-	read -r PASSED FAILED SKIPPED < <(count_meson_results) || true
+	read -r PASSED FAILED SKIPPED < <(meson_counts "$BUILD/meson-logs/testlog.json") || true
 	PASSED=${PASSED:-0} FAILED=${FAILED:-0} SKIPPED=${SKIPPED:-0}
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		say "meson test ran past its 3000 s limit and was stopped"
 		FAILED=$((FAILED + 1))
 	fi
 	[ "$rc" -eq 0 ] || { say "meson test failed (exit $rc)"; STATUS=1; }
-}
-
-# A Python that can import pytest: Debian's python3 normally; the first
-# python3 on PATH may be another interpreter without it.
-find_pytest_python() {
-	local py
-	for py in python3 /usr/bin/python3; do
-		if command -v "$py" >/dev/null && "$py" -c 'import pytest' 2>/dev/null; then
-			printf '%s\n' "$py"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# Adds pytest's own summary ("N passed, N failed, N skipped, N xfailed")
-# to the totals printed on the last line.
-count_pytest() {
-	local line n word
-	line=$(grep -E '^[0-9]+ (passed|failed|skipped|error)' "$1" | tail -n 1) || return 0
-	for word in passed failed skipped error errors; do
-		n=$(printf '%s\n' "$line" | grep -oE "[0-9]+ $word" | grep -oE '^[0-9]+' || true)
-		[ -n "$n" ] || continue
-		case "$word" in
-		passed) PASSED=$((PASSED + n)) ;;
-		skipped) SKIPPED=$((SKIPPED + n)) ;;
-		*) FAILED=$((FAILED + n)) ;;
-		esac
-	done
 }
 
 run_python_tests() {

@@ -31,6 +31,8 @@
 # failed, 2 the compiler or its sanitizer runtime is missing.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
+# shellcheck source=../support/results.sh
+. tests/support/results.sh
 
 BUILD=${SAN_BUILD:-build-asan}
 LOGS=$PWD/$BUILD/sanitizer-logs
@@ -156,51 +158,6 @@ san_env() {
 	[ ! -f "$supp" ] || LSAN_OPTIONS="$LSAN_OPTIONS:suppressions=$supp"
 }
 
-count_meson_results() {
-	python3 - "$BUILD/meson-logs/testlog.json" <<'PY'
-import json, sys
-p = f = s = 0
-try:
-    lines = open(sys.argv[1]).read().splitlines()
-except OSError:
-    lines = []
-for line in lines:
-    try:
-        r = json.loads(line)["result"]
-    except (ValueError, KeyError):
-        continue
-    if r in ("OK", "EXPECTEDFAIL"):
-        p += 1
-    elif r == "SKIP":
-        s += 1
-    else:
-        f += 1
-print(p, f, s)
-PY
-}
-
-# The end of each failed test's output, so that a CI log says why
-# (the whole of it is in $BUILD/meson-logs/testlog.txt).
-failure_tails() {
-	python3 - "$BUILD/meson-logs/testlog.json" <<'PY'
-import json, sys
-try:
-    lines = open(sys.argv[1]).read().splitlines()
-except OSError:
-    lines = []
-for line in lines:
-    try:
-        r = json.loads(line)
-    except ValueError:
-        continue
-    if r.get("result") in ("OK", "EXPECTEDFAIL", "SKIP"):
-        continue
-    out = ((r.get("stdout") or "") + (r.get("stderr") or "")).splitlines()
-    print("---- %s: %s, last 60 lines ----" % (r.get("name"), r.get("result")))
-    print("\n".join(out[-60:]))
-PY
-}
-
 run_meson_tests() {
 	local rc=0 p f s
 	rm -f "$BUILD/meson-logs/testlog.json"
@@ -209,8 +166,9 @@ run_meson_tests() {
 		--timeout-multiplier 4) >"$BUILD/sanitize-meson.log" 2>&1 || rc=$?
 	awk '/^Summary of Failures/ { exit } /^ *[0-9]+\/[0-9]+ / && !/ (OK|SKIP) /' \
 		"$BUILD/sanitize-meson.log"
-	failure_tails
-	read -r p f s < <(count_meson_results) || true
+	meson_counts "$BUILD/meson-logs/testlog.json" 60 >"$BUILD/sanitize-counts.txt"
+	tail -n +2 "$BUILD/sanitize-counts.txt" # why each failed test failed
+	read -r p f s < "$BUILD/sanitize-counts.txt" || true
 	PASSED=$((PASSED + ${p:-0})) FAILED=$((FAILED + ${f:-0})) SKIPPED=$((SKIPPED + ${s:-0}))
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		say "meson test ran past its limit and was stopped"
@@ -218,29 +176,6 @@ run_meson_tests() {
 	fi
 	say "meson: ${p:-0} passed, ${f:-0} failed, ${s:-0} skipped (log: $BUILD/sanitize-meson.log)"
 	[ "$rc" -eq 0 ] || STATUS=1
-}
-
-find_pytest_python() {
-	local py
-	for py in python3 /usr/bin/python3; do
-		command -v "$py" >/dev/null && "$py" -c 'import pytest' 2>/dev/null &&
-			{ printf '%s\n' "$py"; return 0; }
-	done
-	return 1
-}
-
-count_pytest() {
-	local line n word
-	line=$(grep -E '^[0-9]+ (passed|failed|skipped|error)' "$1" | tail -n 1) || return 0
-	for word in passed failed skipped error errors; do
-		n=$(printf '%s\n' "$line" | grep -oE "[0-9]+ $word" | grep -oE '^[0-9]+' || true)
-		[ -n "$n" ] || continue
-		case "$word" in
-		passed) PASSED=$((PASSED + n)) ;;
-		skipped) SKIPPED=$((SKIPPED + n)) ;;
-		*) FAILED=$((FAILED + n)) ;;
-		esac
-	done
 }
 
 # Python under the sanitizer runtime: only if loading libtsm that way works.
