@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "unit_support.h"
 #include "wire/frame.h"
 
 static char pki[256];
@@ -84,18 +85,10 @@ static void node_open(struct node *n, const char *name)
 	ck_assert_int_eq(tsm_ctx_open(&n->ctx, &p), TSM_OK);
 }
 
-static uint64_t stat(tsm_ctx *c, const char *name)
-{
-	uint64_t v = 0;
-	ck_assert_int_eq(tsm_stats_get(c, name, &v), TSM_OK);
-	return v;
-}
 
 static bool stat_reaches(tsm_ctx *c, const char *name, uint64_t v)
 {
-	for (int i = 0; i < 500 && stat(c, name) < v; i++)
-		usleep(10 * 1000);
-	return stat(c, name) >= v;
+	return us_stat_reaches(c, name, v, 5 * TSM_SEC);
 }
 
 static int listen_port(tsm_ctx *c)
@@ -329,9 +322,9 @@ static void scene_open(struct scene *sc)
 	ck_assert_int_eq(drain_tagged(sc->s, "OLD", TSM_SEC), 5);
 	/* The dialer restarts: its old session and keys are gone. */
 	dial_close(sc);
-	for (int i = 0; i < 300 && stat(sc->lst.ctx, "ctx.sessions") > 0; i++)
+	for (int i = 0; i < 300 && us_stat(sc->lst.ctx, "ctx.sessions") > 0; i++)
 		usleep(10 * 1000);
-	ck_assert_uint_eq(stat(sc->lst.ctx, "ctx.sessions"), 0);
+	ck_assert_uint_eq(us_stat(sc->lst.ctx, "ctx.sessions"), 0);
 	ck_assert_uint_gt(sc->px.nrec, 0);
 }
 
@@ -342,8 +335,8 @@ START_TEST(old_data_injected_into_new_session)
 	dial_open(&sc); /* a new context: new session, new keys */
 	publish(sc.p, "NEW", 1);
 	ck_assert_int_eq(drain_tagged(sc.s, "NEW", TSM_SEC), 1);
-	uint64_t est = stat(sc.lst.ctx, "session.established");
-	ck_assert_uint_eq(stat(sc.lst.ctx, "reason.aead_fail"), 0);
+	uint64_t est = us_stat(sc.lst.ctx, "session.established");
+	ck_assert_uint_eq(us_stat(sc.lst.ctx, "reason.aead_fail"), 0);
 	atomic_store(&sc.px.inject, true); /* the 5 old DATA frames, now */
 	ck_assert(stat_reaches(sc.lst.ctx, "reason.aead_fail", 1));
 	ck_assert_int_eq(drain_tagged(sc.s, "NEW", 300 * TSM_MSEC), 0);
@@ -352,7 +345,7 @@ START_TEST(old_data_injected_into_new_session)
 	ck_assert_int_eq(tsm_pub_wait_subscribers(sc.p, 1, 10 * TSM_SEC), TSM_OK);
 	publish(sc.p, "NEW", 3);
 	ck_assert_int_eq(drain_tagged(sc.s, "NEW", TSM_SEC), 3);
-	ck_assert_uint_eq(stat(sc.lst.ctx, "reason.replay"), 0);
+	ck_assert_uint_eq(us_stat(sc.lst.ctx, "reason.replay"), 0);
 	dial_close(&sc);
 	proxy_stop(&sc.px);
 	tsm_ctx_close(sc.lst.ctx);
@@ -382,17 +375,17 @@ START_TEST(old_session_replayed_whole)
 	}
 	close(fd);
 	ck_assert_msg(closed, "the listener kept a replayed connection open");
-	ck_assert_uint_eq(stat(sc.lst.ctx, "session.established"), 0);
-	ck_assert_uint_ge(stat(sc.lst.ctx, "session.closed"), 1);
+	ck_assert_uint_eq(us_stat(sc.lst.ctx, "session.established"), 0);
+	ck_assert_uint_ge(us_stat(sc.lst.ctx, "session.closed"), 1);
 	ck_assert_int_eq(drain_tagged(sc.s, "NEW", 200 * TSM_MSEC), 0);
 	fprintf(stderr, "replayed session refused: session.rejected=%llu "
 	        "err.protocol=%llu reason.other=%llu reason.aead_fail=%llu\n",
-	        (unsigned long long)stat(sc.lst.ctx, "session.rejected"),
-	        (unsigned long long)stat(sc.lst.ctx, "err.protocol"),
-	        (unsigned long long)stat(sc.lst.ctx, "reason.other"),
-	        (unsigned long long)stat(sc.lst.ctx, "reason.aead_fail"));
-	ck_assert_uint_ge(stat(sc.lst.ctx, "session.rejected") +
-	                  stat(sc.lst.ctx, "err.protocol"), 1);
+	        (unsigned long long)us_stat(sc.lst.ctx, "session.rejected"),
+	        (unsigned long long)us_stat(sc.lst.ctx, "err.protocol"),
+	        (unsigned long long)us_stat(sc.lst.ctx, "reason.other"),
+	        (unsigned long long)us_stat(sc.lst.ctx, "reason.aead_fail"));
+	ck_assert_uint_ge(us_stat(sc.lst.ctx, "session.rejected") +
+	                  us_stat(sc.lst.ctx, "err.protocol"), 1);
 	/* A good peer is still served by the restarted listener. */
 	atomic_store(&sc.px.target, sc.port);
 	dial_open(&sc);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "unit_support.h"
 #include "security/aead.h"
 #include "wire/frame.h"
 
@@ -88,19 +89,10 @@ static tsm_err node_open(struct node *n, const char *name, const char *pol,
 	return tsm_ctx_open(&n->ctx, &p);
 }
 
-static uint64_t stat(tsm_ctx *c, const char *name)
-{
-	uint64_t v = 0;
-	ck_assert_int_eq(tsm_stats_get(c, name, &v), TSM_OK);
-	return v;
-}
 
-/* Waits (bounded) until counter `name` of c is at least v. */
 static bool stat_reaches(tsm_ctx *c, const char *name, uint64_t v)
 {
-	for (int i = 0; i < 300 && stat(c, name) < v; i++)
-		usleep(10 * 1000);
-	return stat(c, name) >= v;
+	return us_stat_reaches(c, name, v, 3 * TSM_SEC);
 }
 
 /* Waits (bounded) until the publisher has no remote subscriber left. */
@@ -336,7 +328,7 @@ START_TEST(sealed_on_the_wire)
 	ck_assert_uint_gt(px.ncap, 0);
 	ck_assert_ptr_null(memmem(px.cap, px.ncap, "SECRET-PAYLOAD", 14));
 	ck_assert_ptr_null(memmem(px.cap, px.ncap, "s/back", 6)); /* topic too */
-	ck_assert_uint_eq(stat(pr.pub.ctx, "ctx.insecure"), 0);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "ctx.insecure"), 0);
 	pair_close(&pr);
 	proxy_stop(&px);
 }
@@ -392,8 +384,8 @@ START_TEST(altered_preface_breaks_keys)
 	/* TLS itself succeeds, but the keys bound to the prefaces differ:
 	 * the first sealed frame fails on both sides. */
 	ck_assert(stat_reaches(pr.pub.ctx, "reason.aead_fail", 1));
-	ck_assert_uint_eq(stat(pr.pub.ctx, "session.established"), 0);
-	ck_assert_uint_eq(stat(pr.sub.ctx, "session.established"), 0);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "session.established"), 0);
+	ck_assert_uint_eq(us_stat(pr.sub.ctx, "session.established"), 0);
 	pair_close(&pr);
 	proxy_stop(&px);
 }
@@ -412,7 +404,7 @@ START_TEST(mitm_with_other_valid_identity)
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d#spiffe://td-a.test/pub", port);
 	ck_assert_int_eq(tsm_ctx_dial(dialer.ctx, url), TSM_OK);
 	ck_assert(stat_reaches(dialer.ctx, "reason.peer_id_mismatch", 1));
-	ck_assert_uint_eq(stat(dialer.ctx, "session.established"), 0);
+	ck_assert_uint_eq(us_stat(dialer.ctx, "session.established"), 0);
 	tsm_ctx_close(dialer.ctx);
 	tsm_ctx_close(impostor.ctx);
 }
@@ -428,7 +420,7 @@ START_TEST(identity_not_in_policy)
 	          policy_all, NULL);
 	pair_dial(&pr, pr.port, NULL);
 	ck_assert(stat_reaches(pr.pub.ctx, "reason.authz_denied", 1));
-	ck_assert_uint_eq(stat(pr.pub.ctx, "session.established"), 0);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "session.established"), 0);
 	pair_close(&pr);
 }
 END_TEST
@@ -446,7 +438,7 @@ START_TEST(forbidden_topic_not_sent)
 	ck_assert_int_eq(tsm_pub_wait_subscribers(pr.p, 1, 300 * TSM_MSEC), TSM_ETIMEDOUT);
 	publish_n(pr.p, 5, 64, -1);
 	ck_assert_int_eq(drain(pr.s, 300 * TSM_MSEC), 0);
-	ck_assert_uint_ge(stat(pr.pub.ctx, "reason.authz_denied"), 1);
+	ck_assert_uint_ge(us_stat(pr.pub.ctx, "reason.authz_denied"), 1);
 	pair_close(&pr);
 }
 END_TEST
@@ -482,8 +474,8 @@ START_TEST(priority_and_size_caps)
 	publish_n(pr.p, 3, 64, 5);   /* within the grant */
 	ck_assert_int_eq(tsm_pub_flush(pr.p, 5 * TSM_SEC), TSM_OK);
 	ck_assert_int_eq(drain(pr.s, 300 * TSM_MSEC), 3);
-	ck_assert_uint_eq(stat(pr.pub.ctx, "reason.priority_cap"), 2);
-	ck_assert_uint_eq(stat(pr.pub.ctx, "reason.msg_too_large"), 2);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "reason.priority_cap"), 2);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "reason.msg_too_large"), 2);
 	pair_close(&pr);
 }
 END_TEST
@@ -529,7 +521,7 @@ START_TEST(revoked_refused_at_handshake)
 	pair_open(&pr, "a-revoked", policy_all, policy_all, "crl-a.pem");
 	pair_dial(&pr, pr.port, NULL);
 	ck_assert(stat_reaches(pr.pub.ctx, "reason.cert_revoked", 1));
-	ck_assert_uint_eq(stat(pr.pub.ctx, "session.established"), 0);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "session.established"), 0);
 	pair_close(&pr);
 }
 END_TEST
@@ -546,8 +538,8 @@ START_TEST(rekey_before_usage_limit)
 		ck_assert_int_eq(tsm_pub_flush(pr.p, 5 * TSM_SEC), TSM_OK);
 	}
 	ck_assert_int_eq(drain(pr.s, 300 * TSM_MSEC), 50);
-	ck_assert_uint_ge(stat(pr.pub.ctx, "security.rekeys"), 4);
-	ck_assert_uint_eq(stat(pr.sub.ctx, "reason.aead_fail"), 0);
+	ck_assert_uint_ge(us_stat(pr.pub.ctx, "security.rekeys"), 4);
+	ck_assert_uint_eq(us_stat(pr.sub.ctx, "reason.aead_fail"), 0);
 	pair_close(&pr);
 }
 END_TEST
@@ -630,10 +622,10 @@ START_TEST(reauth_before_not_after_loses_nothing)
 		tsm_msg_free(m);
 	}
 	ck_assert_uint_eq(got, sent);
-	ck_assert_uint_ge(stat(sub.ctx, "session.established"), 2);
-	ck_assert_uint_ge(stat(sub.ctx, "session.duplicate"), 1);
-	ck_assert_uint_eq(stat(sub.ctx, "reason.cert_expired"), 0);
-	ck_assert_uint_ge(stat(pub.ctx, "security.reloads"), 1);
+	ck_assert_uint_ge(us_stat(sub.ctx, "session.established"), 2);
+	ck_assert_uint_ge(us_stat(sub.ctx, "session.duplicate"), 1);
+	ck_assert_uint_eq(us_stat(sub.ctx, "reason.cert_expired"), 0);
+	ck_assert_uint_ge(us_stat(pub.ctx, "security.reloads"), 1);
 	tsm_ctx_close(sub.ctx);
 	tsm_ctx_close(pub.ctx);
 }
@@ -663,7 +655,7 @@ START_TEST(cipher_follows_the_initiator)
 	ck_assert_int_eq(tsm_pub_wait_subscribers(pr.p, 1, 5 * TSM_SEC), TSM_OK);
 	publish_n(pr.p, 3, 64, -1);
 	ck_assert_int_eq(drain(pr.s, TSM_SEC), 3);
-	ck_assert_uint_eq(stat(pr.pub.ctx, "reason.aead_fail"), 0);
+	ck_assert_uint_eq(us_stat(pr.pub.ctx, "reason.aead_fail"), 0);
 	pair_close(&pr);
 }
 END_TEST

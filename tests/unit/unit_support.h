@@ -9,8 +9,10 @@
 #define TSM_UNIT_SUPPORT_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tsm/tsm.h"
 
@@ -44,6 +46,16 @@ static inline uint64_t us_stat(tsm_ctx *c, const char *name)
 	tsm_err e = tsm_stats_get(c, name, &v);
 	ck_assert_msg(e == TSM_OK, "counter %s: %s", name, tsm_err_name(e));
 	return v;
+}
+
+/* Whether counter `name` of c reaches v within `within` (polled every
+ * 10 ms): for effects that follow an event on the progress thread. */
+static inline bool us_stat_reaches(tsm_ctx *c, const char *name, uint64_t v,
+                                   tsm_duration within)
+{
+	for (tsm_duration t = 0; t < within && us_stat(c, name) < v; t += 10 * TSM_MSEC)
+		usleep(10 * 1000);
+	return us_stat(c, name) >= v;
 }
 
 /* Receives n messages of 4 bytes each, 0..n-1 in order, each within
