@@ -106,12 +106,14 @@ static void fuzz_ctrl(const uint8_t *b, size_t n)
 	FUZZ_CHECK(c.str_len <= TSM_TOPIC_MAX, "CTRL str_len %u", c.str_len);
 	FUZZ_CHECK(inside(c.str, c.str_len, b, n), "CTRL str outside");
 	/* §8: which fields each type uses. */
-	bool wants_str = c.type <= TSM_C_TOPIC || c.type == TSM_C_RESUME;
+	bool wants_str = c.type <= TSM_C_TOPIC || c.type == TSM_C_RESUME ||
+	                 c.type == TSM_C_TIERS;
 	FUZZ_CHECK((c.str_len > 0) == wants_str, "CTRL %u str_len %u", c.type,
 	           c.str_len);
 	FUZZ_CHECK((c.id != 0) == (c.type == TSM_C_TOPIC), "CTRL %u id %u",
 	           c.type, c.id);
-	FUZZ_CHECK(c.value == 0 || (c.type >= TSM_C_PING && c.type != TSM_C_ADVERT),
+	FUZZ_CHECK(c.value == 0 || c.type == TSM_C_PING || c.type == TSM_C_PONG ||
+	                   c.type == TSM_C_ACK || c.type == TSM_C_RESUME,
 	           "CTRL %u value", c.type);
 	/* §12: only ADVERT carries records after str, inside the input. */
 	FUZZ_CHECK((c.blob_len > 0) == (c.type == TSM_C_ADVERT) &&
