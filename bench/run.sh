@@ -13,7 +13,9 @@
 #   names: rt rt-busy stream (the default: these three), and opt-in:
 #   prio (P1) prio-tbf (P2) deadline (D1) fanout (S1); all = every one
 #   --secure: mTLS + AEAD, with a throw-away PKI from tests/support/pki.sh
-#   (the targets are defined for secure runs; the default is insecure)
+#   (the targets are defined for secure runs; the default is insecure);
+#   fabric cases then also print aead_bound, the best ratio AEAD alone
+#   allows on this CPU (see aead_bound below)
 #   long runs (issue 9; never part of "all"), run first when asked for:
 #   soak [MINUTES]  bench/soak.sh (default 10 minutes): a mixed workload
 #                   with partitions, certificate rotation and key updates;
@@ -909,8 +911,35 @@ fabric_median() {
 # 200: libtsm has buffers and caches to warm, the floor one buffer); the
 # p50s are medians over the rounds. --secure (or TSM_BENCH_ARGS) reaches
 # tsm_bench; the floor is plaintext either way.
+# aead_bound SIZE FLOOR_US: with --secure, the lowest ratio a round trip
+# of SIZE bytes can reach on this CPU when AES-256-GCM sealing and opening
+# (each twice per round trip; bench/seal_cost in this run) come on top of
+# the floor and nothing else does: (floor + AEAD) / floor. Up to 64 KiB a
+# frame is sealed, sent and opened in turn; above, at the 64 KiB rate,
+# sealing and opening are taken as perfectly overlapped (fragments in a
+# pipeline), so it stays a true lower bound. Nothing without --secure.
+aead_bound() {
+	local size=$1 floor=$2 log="$build_dir/seal-bound.log"
+	[ "$secure" = 1 ] || return 0
+	[ -s "$log" ] || "$build_dir/bench/seal_cost" >"$log" 2>/dev/null || return 0
+	awk -v size="$size" -v floor="$floor" '
+		/cipher=aes-256-gcm/ {
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+			if (f["size"] + 0 >= size && (best == "" || f["size"] + 0 < best)) {
+				best = f["size"] + 0; ns = f["seal_ns"] + f["open_ns"]
+			}
+			if (f["size"] + 0 == 65536) gbps = f["gb_per_s"] + 0
+		}
+		END {
+			if (best != "") us = 2 * ns / 1000
+			else if (gbps > 0) us = 2 * size / (gbps * 1000)
+			else exit
+			printf "%.2f", (floor + us) / floor
+		}' "$log"
+}
+
 fabric_one() {
-	local prov=$1 url=$2 size=$3 iters=$4 tgt=$5 tline rline t r ratio n
+	local prov=$1 url=$2 size=$3 iters=$4 tgt=$5 tline rline t r ratio n bound
 	local ts=() rs=() p99s=() transport=''
 	n=$(((iters + rounds - 1) / rounds))
 	for _ in $(seq "$rounds"); do
@@ -935,12 +964,13 @@ fabric_one() {
 	t=$(fabric_median "${ts[@]}")
 	r=$(fabric_median "${rs[@]}")
 	ratio=$(calc "$t / $r")
+	bound=$(aead_bound "$size" "$r")
 	echo "bench: name=fabric provider=$prov size=$size p50_us=$t" \
 		"p99_us=$(fabric_median "${p99s[@]}") floor_p50_us=$r ratio=$ratio" \
 		"target=$(compact "$tgt") verdict=$(verdict "$ratio" "$tgt")" \
 		"transport=$transport mode=busy secure=$secure rounds=$rounds" \
-		"iters=$((n * rounds))"
-	table+=("| fabric rt $prov | $size | busy$([ "$secure" = 1 ] && echo ', secure') | $t | $r | $ratio | $tgt | $(verdict "$ratio" "$tgt") |")
+		"iters=$((n * rounds))${bound:+ aead_bound=$bound}"
+	table+=("| fabric rt $prov | $size | busy$([ "$secure" = 1 ] && echo ', secure') | $t | $r | $ratio | $tgt${bound:+ (AEAD alone: >= $bound)} | $(verdict "$ratio" "$tgt") |")
 }
 
 fabric_case() {
