@@ -213,8 +213,12 @@ static int rt_echo(tsm_ctx *ctx, const struct tb_opts *o,
 				tb_fail("B", "recv ping", e);
 			break;
 		}
-		e = tsm_publish(pub, tsm_msg_data(m), tsm_msg_size(m), NULL);
-		tsm_msg_free(m);
+		/* Forward what came in, as a pipeline stage does and as the
+		 * raw floors send back the buffer they received: no copy
+		 * where libtsm can hand the payload over (tsm_publish_msg). */
+		e = tsm_publish_msg(pub, m, NULL);
+		if (e)
+			tsm_msg_free(m);
 		if (e) {
 			tb_fail("B", "publish pong", e);
 			break;

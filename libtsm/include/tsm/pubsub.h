@@ -124,6 +124,24 @@ tsm_err tsm_publish(tsm_pub *pub, const void *buf, size_t len,
                     tsm_pub_opts *opts);
 
 /*
+ * tsm_publish_msg publishes a received message on pub's topic: a
+ * pipeline stage forwarding a request or a tensor. On TSM_OK libtsm owns
+ * msg and has freed it (the caller must not touch it again); on any
+ * error the caller still owns msg. The payload is not copied when msg
+ * has a block of its own (a message that came in fragments, or one
+ * delivered locally): it is shared read-only until the last send of it
+ * completes (counted in pub.forwarded); a small message that sits in a
+ * receive block shared with others is copied, as tsm_publish does, so a
+ * queued forward never holds more than about twice its size.
+ * The forward keeps msg's deadline (end to end: opts or the publisher's
+ * budget may make it earlier, never later; TSM_ERR_DEADLINE_EXPIRED if
+ * it has passed) and msg's user metadata unless opts gives its own;
+ * priority and the other QoS come from opts and the publisher, as for
+ * tsm_publish, which lists the other errors. opts may be NULL.
+ */
+tsm_err tsm_publish_msg(tsm_pub *pub, tsm_msg *msg, tsm_pub_opts *opts);
+
+/*
  * tsm_pub_wait_subscribers blocks until at least n remote sessions have a
  * subscription matching the publisher's topic (local subscribers are not
  * counted), or the timeout passes (TSM_ETIMEDOUT).

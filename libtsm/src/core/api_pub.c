@@ -230,9 +230,10 @@ static void pub_local(tsm_pub *p, tsm__omsg *m)
 	pthread_mutex_lock(&p->mu);
 	pub_refresh_locals(p);
 	for (uint32_t i = 0; i < p->nlocals; i++) {
-		tsm_msg *r = tsm__msg_new(tsm__buf_ref(m->buf), m->topic, m->payload, m->len);
+		tsm__buf *hold = m->pbuf ? m->pbuf : m->buf;
+		tsm_msg *r = tsm__msg_new(tsm__buf_ref(hold), m->topic, m->payload, m->len);
 		if (!r) {
-			tsm__buf_unref(m->buf);
+			tsm__buf_unref(hold);
 			tsm__drop_omsg(p->ctx, m, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 			continue;
 		}
@@ -304,30 +305,36 @@ static tsm_err pub_enqueue(tsm_pub *p, tsm__omsg *m)
 	return e;
 }
 
-TSM_API tsm_err tsm_publish(tsm_pub *p, const void *buf, size_t len,
-                            tsm_pub_opts *o)
+/* What tsm_publish and tsm_publish_msg check alike; *dl may come in
+ * lower than the options make it (a forwarded message's deadline). */
+static tsm_err pub_prepare(tsm_pub *p, tsm_pub_opts *o, size_t len,
+                           tsm_time now, uint8_t *prio, tsm_time *dl,
+                           uint8_t *meta, size_t *mlen)
 {
-	uint8_t prio = 0, meta[TSM_META_MAX];
-	size_t mlen = 0;
-	tsm_time dl = TSM_NEVER, now = tsm__now();
-	if (!p || (!buf && len))
-		return tsm__err_set(TSM_EINVAL, "tsm_publish: NULL argument");
-	tsm_err e = pub_check(p, o, len, &prio);
+	tsm_time keep = *dl;
+	tsm_err e = pub_check(p, o, len, prio);
 	if (!e)
-		e = pub_deadline(p, o, now, &dl);
+		e = pub_deadline(p, o, now, dl);
 	if (!e)
-		e = pub_meta(o, meta, sizeof(meta), &mlen);
+		e = pub_meta(o, meta, TSM_META_MAX, mlen);
 	if (e)
 		return e;
-	if (dl <= now) {
+	*dl = TSM_MIN(*dl, keep);
+	if (*dl <= now) {
 		tsm__stat_add(&p->ctx->stats, ST_DROP_DEADLINE, 1);
 		return tsm__err_set(TSM_ERR_DEADLINE_EXPIRED, "deadline already passed");
 	}
 	if (atomic_load(&p->ctx->stopping))
 		return tsm__err_set(TSM_ECLOSED, "tsm_publish: context is closing");
-	tsm__omsg *m = pub_omsg(p, buf, len, meta, mlen);
-	if (!m)
-		return tsm__err_set(TSM_ENOMEM, "tsm_publish: %zu bytes", len);
+	return TSM_OK;
+}
+
+/* Numbers, delivers locally and queues m (one reference, now the
+ * queue's or dropped). */
+static tsm_err pub_send(tsm_pub *p, tsm__omsg *m, tsm_pub_opts *o,
+                        uint8_t prio, tsm_time dl, tsm_time now)
+{
+	tsm_err e;
 	m->id = atomic_fetch_add(&p->ctx->next_msg_id, 1) + 1;
 	m->prio = prio;
 	m->deadline = dl;
@@ -341,6 +348,73 @@ TSM_API tsm_err tsm_publish(tsm_pub *p, const void *buf, size_t len,
 	else
 		tsm__ctx_drive(p->ctx, now); /* busy-poll: frame and send it now */
 	return e;
+}
+
+TSM_API tsm_err tsm_publish(tsm_pub *p, const void *buf, size_t len,
+                            tsm_pub_opts *o)
+{
+	uint8_t prio = 0, meta[TSM_META_MAX];
+	size_t mlen = 0;
+	tsm_time dl = TSM_NEVER, now = tsm__now();
+	if (!p || (!buf && len))
+		return tsm__err_set(TSM_EINVAL, "tsm_publish: NULL argument");
+	tsm_err e = pub_prepare(p, o, len, now, &prio, &dl, meta, &mlen);
+	if (e)
+		return e;
+	tsm__omsg *m = pub_omsg(p, buf, len, meta, mlen);
+	if (!m)
+		return tsm__err_set(TSM_ENOMEM, "tsm_publish: %zu bytes", len);
+	return pub_send(p, m, o, prio, dl, now);
+}
+
+/*
+ * A received message's block is handed over only when it holds little
+ * more than the message: a reassembled message has a block of its own,
+ * while a small one sits in a 256 KiB receive block shared with others,
+ * which a queued (or kept for resending) forward would pin. Those are
+ * copied, as tsm_publish does.
+ */
+static bool pub_can_take(const tsm_msg *msg)
+{
+	return msg->buf && msg->buf->cap <= 2 * msg->len + TSM_META_MAX + 4096;
+}
+
+TSM_API tsm_err tsm_publish_msg(tsm_pub *p, tsm_msg *msg, tsm_pub_opts *o)
+{
+	uint8_t prio = 0, meta[TSM_META_MAX];
+	size_t mlen = 0;
+	tsm_time now = tsm__now(), dl;
+	tsm_pub_opts fwd, *use = o;
+	if (!p || !msg)
+		return tsm__err_set(TSM_EINVAL, "tsm_publish_msg: NULL argument");
+	dl = msg->deadline; /* end to end: a forward never outlives it */
+	if (msg->meta_len && (!o || !o->meta_len)) { /* its metadata goes along */
+		if (o)
+			fwd = *o;
+		else
+			tsm_pub_opts_init(&fwd);
+		fwd.meta = msg->meta;
+		fwd.meta_len = msg->meta_len;
+		use = &fwd;
+	}
+	tsm_err e = pub_prepare(p, use, msg->len, now, &prio, &dl, meta, &mlen);
+	if (e)
+		return e;
+	bool take = pub_can_take(msg);
+	tsm__omsg *m = take ? pub_omsg(p, NULL, 0, meta, mlen)
+	                    : pub_omsg(p, msg->data, msg->len, meta, mlen);
+	if (!m)
+		return tsm__err_set(TSM_ENOMEM, "tsm_publish_msg: %zu bytes", msg->len);
+	if (take) { /* the payload stays where it is, shared read-only */
+		m->pbuf = tsm__buf_ref(msg->buf);
+		m->payload = msg->data;
+		m->len = msg->len;
+	}
+	if ((e = pub_send(p, m, o, prio, dl, now)) != TSM_OK)
+		return e; /* msg is still the caller's */
+	tsm__stat_add(&p->ctx->stats, ST_PUB_FORWARDED, take ? 1 : 0);
+	tsm_msg_free(msg);
+	return TSM_OK;
 }
 
 TSM_API tsm_err tsm_pub_wait_subscribers(tsm_pub *p, unsigned n,

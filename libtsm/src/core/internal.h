@@ -62,7 +62,9 @@ void tsm__buf_unref(tsm__buf *b);
  * that sends it (refcounted through its own buf), plus local deliveries.
  */
 typedef struct tsm__omsg {
-	tsm__buf *buf;        /* holds this struct's payload and meta */
+	tsm__buf *buf;        /* holds this struct, its meta and its payload */
+	tsm__buf *pbuf;       /* ref: holds the payload instead, when it was
+	                         handed over (tsm_publish_msg); else NULL */
 	tsm__topic *topic;    /* ref */
 	uint64_t id;
 	tsm_time deadline;    /* local monotonic; TSM_NEVER */

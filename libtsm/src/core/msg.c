@@ -144,6 +144,7 @@ void tsm__omsg_unref(tsm__omsg *m)
 	if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	tsm__topic_unref(m->topic);
+	tsm__buf_unref(m->pbuf);
 	tsm__buf_unref(m->buf);
 }
 

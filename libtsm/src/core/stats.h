@@ -39,6 +39,7 @@
 	X(ST_SESS_PROTO_ERR, "session.protocol_error")                      \
 	X(ST_PUBLISHED, "pub.published")                                    \
 	X(ST_PUB_NO_SUB, "pub.no_subscriber")                               \
+	X(ST_PUB_FORWARDED, "pub.forwarded")                                \
 	X(ST_TX_MSGS, "tx.msgs")                                            \
 	X(ST_TX_FRAMES, "tx.frames")                                        \
 	X(ST_TX_BYTES, "tx.bytes")                                          \
