@@ -175,6 +175,7 @@ _BLOCKING = {
     "tsm_stats_foreach": (_err, [_p, STATS_FN, _p]),
     "tsm_pub_open": (_err, [_pp, _p, _str, _p]),
     "tsm_publish": (_err, [_p, _p, _size, ctypes.POINTER(PubOpts)]),
+    "tsm_publish_msg": (_err, [_p, _p, ctypes.POINTER(PubOpts)]),
     "tsm_pub_wait_subscribers": (_err, [_p, ctypes.c_uint, _i64]),
     "tsm_pub_flush": (_err, [_p, _i64]),
     "tsm_pub_close": (None, [_p]),

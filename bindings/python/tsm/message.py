@@ -133,6 +133,41 @@ class Message:
     def released(self):
         return not self._owner.ptr
 
+    def _detach(self):
+        """Takes the tsm_msg pointer out of this Message (for
+        Publisher.forward, which hands it to libtsm): releases the views
+        first, raising BufferInUse (and keeping everything) while one is
+        in use, StateError if already released."""
+        p = self._ptr()
+        if self._made or self._arrays:
+            self.release_views()
+        self._owner.ptr = None
+        return p
+
+    def _attach(self, p):
+        """Gives back a pointer _detach took (libtsm refused it)."""
+        self._owner = _Owner(p)
+
+    def release_views(self):
+        """Releases every view of ``data`` without freeing the message.
+        Raises BufferInUse while a slice or other export is alive."""
+        busy, why = [], []
+        for v in reversed(self._made):
+            try:
+                v.release()
+            except BufferError as e:
+                busy.append(v)
+                why.append(str(e))
+        self._made = tuple(busy[::-1])
+        if not busy:
+            self._view = None
+        self._arrays = tuple(w for w in self._arrays if w() is not None)
+        if busy or self._arrays:
+            raise BufferInUse(_ESTATE, "views of Message.data are still in "
+                              "use (%s); release or drop them first"
+                              % ("; ".join(why) or
+                                 "a slice or copy of the memoryview"))
+
     def __enter__(self):
         return self
 

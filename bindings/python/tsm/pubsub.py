@@ -21,6 +21,7 @@ __all__ = ["Publisher", "Subscriber"]
 _ESTATE = codes["ESTATE"]
 _ETIMEDOUT = codes["ETIMEDOUT"]
 _publish = lib.tsm_publish
+_publish_msg = lib.tsm_publish_msg
 _recv = lib.tsm_sub_recv
 
 
@@ -122,6 +123,54 @@ class Publisher:
         reused at once. May block up to the QoS block_timeout when queues
         are full (then QueueFull).
         """
+        opts = self._opts(deadline, deadline_at, priority, meta)
+        arg, n, keep = buffer_arg(data)
+        g = self._guard
+        ptr = g.enter()
+        try:
+            err = _publish(ptr, arg, n, opts)
+            if err:
+                check(err)
+        finally:
+            g.exit()
+        del keep
+        return opts.msg_id
+
+    def forward(self, msg, *, deadline=None, deadline_at=None,
+                priority=None, meta=None):
+        """Publishes a received Message on this topic (a pipeline stage)
+        without copying its payload where libtsm can hand it over
+        (tsm_publish_msg). Returns the new message id.
+
+        On success the message is consumed: ``msg.released`` is True and
+        its data may no longer be used. Views of ``msg.data`` must be
+        released first (else BufferInUse, and nothing is sent). On any
+        error the message stays valid and the caller's.
+
+        The deadline is end to end: the forward keeps msg's deadline;
+        ``deadline``/``deadline_at`` (as for publish) can only make it
+        earlier (DeadlineExpired if it has passed). msg's metadata goes
+        along unless ``meta`` is given; ``priority`` as for publish.
+        """
+        opts = self._opts(deadline, deadline_at, priority, meta)
+        mptr = msg._detach()     # BufferInUse while views are alive
+        g = self._guard
+        try:
+            ptr = g.enter()
+        except BaseException:
+            msg._attach(mptr)
+            raise
+        try:
+            err = _publish_msg(ptr, mptr, opts)
+        finally:
+            g.exit()
+        if err:
+            msg._attach(mptr)    # still ours: libtsm did not take it
+            check(err)
+        return opts.msg_id
+
+    @staticmethod
+    def _opts(deadline, deadline_at, priority, meta):
         opts = PubOpts.from_buffer_copy(PUB_OPTS_INIT)
         if priority is not None:
             if not 0 <= priority <= 7:
@@ -143,17 +192,7 @@ class Publisher:
                 meta = bytes(meta)   # at most 4 KiB
             opts.meta = meta
             opts.meta_len = len(meta)
-        arg, n, keep = buffer_arg(data)
-        g = self._guard
-        ptr = g.enter()
-        try:
-            err = _publish(ptr, arg, n, opts)
-            if err:
-                check(err)
-        finally:
-            g.exit()
-        del keep
-        return opts.msg_id
+        return opts
 
     def wait_subscribers(self, n=1, timeout=None):
         """Blocks until at least n remote sessions subscribe to the topic
