@@ -212,6 +212,44 @@ START_TEST(bad_arguments_leave_msg_alone)
 }
 END_TEST
 
+/* A producer fills a message libtsm made (tsm_msg_new) and publishes it
+ * without a copy: locally the subscriber sees the very bytes written,
+ * remotely they arrive intact. */
+START_TEST(new_message_is_published_without_copy)
+{
+	struct chain ch;
+	chain_open(&ch);
+	tsm_sub *local;
+	ck_assert_int_eq(tsm_sub_open(&local, ch.a, "fw/in", NULL), TSM_OK);
+	size_t n = 1u << 20;
+	tsm_msg *m;
+	void *d;
+	ck_assert_int_eq(tsm_msg_new(&m, n, &d), TSM_OK);
+	ck_assert_str_eq(tsm_msg_topic(m), "");
+	ck_assert(tsm_msg_deadline(m) == TSM_NEVER);
+	fill(d, n, 5);
+	ck_assert_int_eq(tsm_publish_msg(ch.in, m, NULL), TSM_OK);
+	tsm_msg *r;
+	ck_assert_int_eq(tsm_sub_recv(local, &r, 10 * TSM_SEC), TSM_OK);
+	ck_assert_ptr_eq(tsm_msg_data(r), d); /* the bytes the producer wrote */
+	ck_assert_str_eq(tsm_msg_topic(r), "fw/in");
+	tsm_msg_free(r);
+	ck_assert_int_eq(tsm_sub_recv(ch.stage, &r, 10 * TSM_SEC), TSM_OK);
+	expect_fill(r, n, 5);
+	tsm_msg_free(r);
+	ck_assert_uint_eq(us_stat(ch.a, "pub.forwarded"), 1);
+	/* one never published is just freed; bad arguments are refused */
+	ck_assert_int_eq(tsm_msg_new(&m, 0, &d), TSM_OK);
+	ck_assert_uint_eq(tsm_msg_size(m), 0);
+	tsm_msg_free(m);
+	ck_assert_int_eq(tsm_msg_new(NULL, 8, &d), TSM_EINVAL);
+	ck_assert_int_eq(tsm_msg_new(&m, 8, NULL), TSM_EINVAL);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(tsm_msg_new(&m, (16u << 20) + 1, &d), TSM_ERR_MSG_TOO_LARGE);
+	chain_close(&ch);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("forward");
@@ -221,6 +259,7 @@ int main(void)
 	tcase_add_test(tc, local_forward_shares_the_payload);
 	tcase_add_test(tc, deadline_is_end_to_end);
 	tcase_add_test(tc, bad_arguments_leave_msg_alone);
+	tcase_add_test(tc, new_message_is_published_without_copy);
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);

@@ -210,6 +210,19 @@ const void *tsm_msg_meta(const tsm_msg *m, size_t *len);
 /* tsm_msg_free releases a received message. NULL is a no-op. */
 void tsm_msg_free(tsm_msg *m);
 
+/*
+ * tsm_msg_new makes an empty message of len bytes for the caller to fill
+ * and then hand to tsm_publish_msg without a copy (a producer writing a
+ * tensor straight into libtsm's buffer). On TSM_OK *out is owned by the
+ * caller (tsm_publish_msg takes it, or tsm_msg_free), and *data is where
+ * its len bytes go: writable until it is published, never after; their
+ * contents are undefined until written. It has no topic yet ("") and no
+ * deadline (TSM_NEVER): tsm_publish_msg gives the publisher's. Errors:
+ * TSM_EINVAL (NULL out or data), TSM_ERR_MSG_TOO_LARGE (over 16 MiB),
+ * TSM_ENOMEM.
+ */
+tsm_err tsm_msg_new(tsm_msg **out, size_t len, void **data);
+
 #ifdef __cplusplus
 }
 #endif

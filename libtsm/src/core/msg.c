@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "session/session.h" /* TSM_QOS_MAX_MSG */
 
 tsm__topic *tsm__topic_new(const char *name, size_t len)
 {
@@ -160,6 +161,28 @@ tsm_msg *tsm__msg_new(tsm__buf *buf, tsm__topic *topic, const uint8_t *data,
 	m->len = len;
 	m->deadline = TSM_NEVER;
 	return m;
+}
+
+TSM_API tsm_err tsm_msg_new(tsm_msg **out, size_t len, void **data)
+{
+	if (out)
+		*out = NULL;
+	if (!out || !data)
+		return tsm__err_set(TSM_EINVAL, "tsm_msg_new: NULL argument");
+	if (len > TSM_QOS_MAX_MSG)
+		return tsm__err_set(TSM_ERR_MSG_TOO_LARGE, "tsm_msg_new: %zu bytes "
+		                    "over %llu", len, (unsigned long long)TSM_QOS_MAX_MSG);
+	tsm__topic *t = tsm__topic_new("", 0);
+	tsm__buf *b = t ? tsm__buf_new(len ? len : 1) : NULL;
+	tsm_msg *m = b ? tsm__msg_new(b, t, b->data, len) : NULL;
+	tsm__topic_unref(t); /* the message holds its own reference */
+	if (!m) {
+		tsm__buf_unref(b);
+		return tsm__err_set(TSM_ENOMEM, "tsm_msg_new: %zu bytes", len);
+	}
+	*data = b->data;
+	*out = m;
+	return TSM_OK;
 }
 
 TSM_API void tsm_msg_free(tsm_msg *m)
