@@ -453,8 +453,8 @@ static bool auto_memo_failed(struct ofi_auto *a, const char *addr, int t)
 
 /* --- learned EFA names --------------------------------------------------- */
 
-static const struct auto_learned *auto_learned_find(const struct ofi_auto *a,
-                                                    const char *addr)
+static struct auto_learned *auto_learned_find(struct ofi_auto *a,
+                                              const char *addr)
 {
 	for (int i = 0; i < AUTO_LEARNED; i++)
 		if (a->learned[i].at && strcmp(a->learned[i].addr, addr) == 0)
@@ -463,14 +463,11 @@ static const struct auto_learned *auto_learned_find(const struct ofi_auto *a,
 }
 
 /* Keeps the newest AUTO_LEARNED: a peer's name replaces its old one,
- * else the oldest entry goes. */
+ * else the oldest entry goes (a free one, at 0, first). */
 static void auto_learned_put(struct ofi_auto *a, const char *addr,
                              const char *efa)
 {
-	struct auto_learned *l = (struct auto_learned *)auto_learned_find(a, addr);
-	for (int i = 0; !l && i < AUTO_LEARNED; i++)
-		if (!a->learned[i].at)
-			l = &a->learned[i];
+	struct auto_learned *l = auto_learned_find(a, addr);
 	if (!l) {
 		l = &a->learned[0];
 		for (int i = 1; i < AUTO_LEARNED; i++)
