@@ -153,9 +153,5 @@ int main(void)
 	tcase_add_test(tc, stays_without_efa);
 	tcase_add_test(tc, learn_checks_the_offer);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return us_run(s);
 }

@@ -56,21 +56,6 @@ static tsm_ctx *open_ctx(const char *listen, const char *connect, bool busy)
 	return us_open(cur->name, &p);
 }
 
-static void fill(uint8_t *b, size_t n, uint32_t k)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)(k * 31u + i * 7u + (i >> 9));
-}
-
-static void expect(const tsm_msg *m, size_t n, uint32_t k)
-{
-	ck_assert_uint_eq(tsm_msg_size(m), n);
-	const uint8_t *d = tsm_msg_data(m);
-	for (size_t i = 0; i < n; i++)
-		if (d[i] != (uint8_t)(k * 31u + i * 7u + (i >> 9)))
-			ck_abort_msg("%s: message %u byte %zu wrong", cur->name, k, i);
-}
-
 static void setup_tp(int i)
 {
 	cur = &tps[i];
@@ -130,13 +115,13 @@ static void run_echo(bool busy)
 	uint8_t *buf = malloc(BIG);
 	ck_assert_ptr_nonnull(buf);
 	for (uint32_t k = 0; k < ROUNDS; k++) {
-		fill(buf, size_of(k), k);
+		us_fill(buf, size_of(k), k);
 		ck_assert_int_eq(tsm_publish(there, buf, size_of(k), NULL), TSM_OK);
 		tsm_msg *m;
 		tsm_err e = tsm_sub_recv(back, &m, 10 * TSM_SEC);
 		ck_assert_msg(e == TSM_OK, "%s: round %u: %s %s", cur->name, k,
 		              tsm_err_name(e), tsm_err_detail());
-		expect(m, size_of(k), k);
+		us_expect_fill(m, size_of(k), k, cur->name);
 		tsm_msg_free(m);
 	}
 	void *rc;
@@ -186,14 +171,14 @@ START_TEST(publisher_goes_away)
 	size_t n = 4u << 20; /* far more than one loop run sends */
 	uint8_t *buf = malloc(n);
 	ck_assert_ptr_nonnull(buf);
-	fill(buf, n, 7);
+	us_fill(buf, n, 7);
 	ck_assert_int_eq(tsm_publish(p, buf, n, NULL), TSM_OK);
 	/* a's application thread is gone from libtsm from here on */
 	tsm_msg *m;
 	tsm_err e = tsm_sub_recv(s, &m, 10 * TSM_SEC);
 	ck_assert_msg(e == TSM_OK, "%s: %s %s", cur->name, tsm_err_name(e),
 	              tsm_err_detail());
-	expect(m, n, 7);
+	us_expect_fill(m, n, 7, cur->name);
 	tsm_msg_free(m);
 	free(buf);
 	tsm_ctx_close(a);
@@ -243,10 +228,5 @@ int main(void)
 	tcase_add_loop_test(tc, publisher_goes_away, 0, n);
 	tcase_add_loop_test(tc, close_while_spinning, 0, n);
 	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int nf = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+	return us_run(su);
 }

@@ -17,21 +17,6 @@
 
 static const uint8_t meta_k1[] = {0x81, 0xa1, 'k', 0x01}; /* {"k": 1} */
 
-static void fill(uint8_t *b, size_t n, uint32_t k)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)(k * 13u + i * 7u + (i >> 11));
-}
-
-static void expect_fill(const tsm_msg *m, size_t n, uint32_t k)
-{
-	ck_assert_uint_eq(tsm_msg_size(m), n);
-	const uint8_t *d = tsm_msg_data(m);
-	for (size_t i = 0; i < n; i++)
-		if (d[i] != (uint8_t)(k * 13u + i * 7u + (i >> 11)))
-			ck_abort_msg("message %u: byte %zu of %zu wrong", k, i, n);
-}
-
 static tsm_ctx *open_at(const char *listen, const char *connect, char *bound,
                         size_t cap)
 {
@@ -64,6 +49,18 @@ static void chain_open(struct chain *ch)
 	ck_assert_int_eq(tsm_pub_wait_subscribers(ch->out, 1, 10 * TSM_SEC), TSM_OK);
 }
 
+/* The same four handles within one context (a; b and c stay NULL). */
+static void chain_local(struct chain *ch, const char *what)
+{
+	tsm_ctx_params p;
+	us_params(&p, NULL, NULL);
+	*ch = (struct chain){.a = us_open(what, &p)};
+	ck_assert_int_eq(tsm_sub_open(&ch->stage, ch->a, "fw/in", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&ch->sink, ch->a, "fw/out", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&ch->in, ch->a, "fw/in", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&ch->out, ch->a, "fw/out", NULL), TSM_OK);
+}
+
 static void chain_close(struct chain *ch)
 {
 	tsm_ctx_close(ch->c);
@@ -83,7 +80,7 @@ START_TEST(forwards_intact_and_in_order)
 	size_t big = 3u << 20;
 	uint8_t *buf = malloc(big);
 	for (uint32_t k = 0; k < NSIZES; k++) {
-		fill(buf, sizes[k], k);
+		us_fill(buf, sizes[k], k);
 		tsm_pub_opts o;
 		tsm_pub_opts_init(&o);
 		o.meta = meta_k1;
@@ -102,7 +99,7 @@ START_TEST(forwards_intact_and_in_order)
 		tsm_msg *m;
 		size_t ml = 0;
 		ck_assert_int_eq(tsm_sub_recv(ch.sink, &m, 10 * TSM_SEC), TSM_OK);
-		expect_fill(m, sizes[k], k);
+		us_expect_fill(m, sizes[k], k, "forward");
 		const void *meta = tsm_msg_meta(m, &ml); /* went along */
 		ck_assert_uint_eq(ml, sizeof(meta_k1));
 		ck_assert(memcmp(meta, meta_k1, ml) == 0);
@@ -121,30 +118,23 @@ END_TEST
  * copy: the next local subscriber sees the very same bytes. */
 START_TEST(local_forward_shares_the_payload)
 {
-	tsm_ctx_params p;
-	us_params(&p, NULL, NULL);
-	tsm_ctx *c = us_open("local", &p);
-	tsm_pub *in, *out;
-	tsm_sub *stage, *sink;
-	ck_assert_int_eq(tsm_sub_open(&stage, c, "loc/in", NULL), TSM_OK);
-	ck_assert_int_eq(tsm_sub_open(&sink, c, "loc/out", NULL), TSM_OK);
-	ck_assert_int_eq(tsm_pub_open(&in, c, "loc/in", NULL), TSM_OK);
-	ck_assert_int_eq(tsm_pub_open(&out, c, "loc/out", NULL), TSM_OK);
+	struct chain ch;
+	chain_local(&ch, "local");
 	size_t n = 256u << 10;
 	uint8_t *buf = malloc(n);
-	fill(buf, n, 9);
-	ck_assert_int_eq(tsm_publish(in, buf, n, NULL), TSM_OK);
+	us_fill(buf, n, 9);
+	ck_assert_int_eq(tsm_publish(ch.in, buf, n, NULL), TSM_OK);
 	tsm_msg *m, *r;
-	ck_assert_int_eq(tsm_sub_recv(stage, &m, TSM_SEC), TSM_OK);
+	ck_assert_int_eq(tsm_sub_recv(ch.stage, &m, TSM_SEC), TSM_OK);
 	const void *where = tsm_msg_data(m);
-	ck_assert_int_eq(tsm_publish_msg(out, m, NULL), TSM_OK);
-	ck_assert_int_eq(tsm_sub_recv(sink, &r, TSM_SEC), TSM_OK);
+	ck_assert_int_eq(tsm_publish_msg(ch.out, m, NULL), TSM_OK);
+	ck_assert_int_eq(tsm_sub_recv(ch.sink, &r, TSM_SEC), TSM_OK);
 	ck_assert_ptr_eq(tsm_msg_data(r), where);
-	expect_fill(r, n, 9);
+	us_expect_fill(r, n, 9, "forward");
 	tsm_msg_free(r);
-	ck_assert_uint_eq(us_stat(c, "pub.forwarded"), 1);
+	ck_assert_uint_eq(us_stat(ch.a, "pub.forwarded"), 1);
 	free(buf);
-	tsm_ctx_close(c);
+	chain_close(&ch);
 }
 END_TEST
 
@@ -187,28 +177,22 @@ END_TEST
 
 START_TEST(bad_arguments_leave_msg_alone)
 {
-	tsm_ctx_params p;
-	us_params(&p, NULL, NULL);
-	tsm_ctx *c = us_open("args", &p);
-	tsm_pub *in, *out;
-	tsm_sub *stage;
-	ck_assert_int_eq(tsm_sub_open(&stage, c, "arg/in", NULL), TSM_OK);
-	ck_assert_int_eq(tsm_pub_open(&in, c, "arg/in", NULL), TSM_OK);
-	ck_assert_int_eq(tsm_pub_open(&out, c, "arg/out", NULL), TSM_OK);
+	struct chain ch;
+	chain_local(&ch, "args");
 	uint32_t v = 1;
-	ck_assert_int_eq(tsm_publish(in, &v, sizeof(v), NULL), TSM_OK);
+	ck_assert_int_eq(tsm_publish(ch.in, &v, sizeof(v), NULL), TSM_OK);
 	tsm_msg *m;
-	ck_assert_int_eq(tsm_sub_recv(stage, &m, TSM_SEC), TSM_OK);
+	ck_assert_int_eq(tsm_sub_recv(ch.stage, &m, TSM_SEC), TSM_OK);
 	ck_assert_int_eq(tsm_publish_msg(NULL, m, NULL), TSM_EINVAL);
-	ck_assert_int_eq(tsm_publish_msg(out, NULL, NULL), TSM_EINVAL);
+	ck_assert_int_eq(tsm_publish_msg(ch.out, NULL, NULL), TSM_EINVAL);
 	tsm_pub_opts o;
 	tsm_pub_opts_init(&o);
 	o.flags = TSM_OPT_PRIORITY;
 	o.priority = 9;
-	ck_assert_int_eq(tsm_publish_msg(out, m, &o), TSM_ERR_BAD_PRIORITY);
+	ck_assert_int_eq(tsm_publish_msg(ch.out, m, &o), TSM_ERR_BAD_PRIORITY);
 	ck_assert_uint_eq(tsm_msg_size(m), sizeof(v)); /* still the caller's */
 	tsm_msg_free(m);
-	tsm_ctx_close(c);
+	chain_close(&ch);
 }
 END_TEST
 
@@ -227,7 +211,7 @@ START_TEST(new_message_is_published_without_copy)
 	ck_assert_int_eq(tsm_msg_new(&m, n, &d), TSM_OK);
 	ck_assert_str_eq(tsm_msg_topic(m), "");
 	ck_assert(tsm_msg_deadline(m) == TSM_NEVER);
-	fill(d, n, 5);
+	us_fill(d, n, 5);
 	ck_assert_int_eq(tsm_publish_msg(ch.in, m, NULL), TSM_OK);
 	tsm_msg *r;
 	ck_assert_int_eq(tsm_sub_recv(local, &r, 10 * TSM_SEC), TSM_OK);
@@ -235,7 +219,7 @@ START_TEST(new_message_is_published_without_copy)
 	ck_assert_str_eq(tsm_msg_topic(r), "fw/in");
 	tsm_msg_free(r);
 	ck_assert_int_eq(tsm_sub_recv(ch.stage, &r, 10 * TSM_SEC), TSM_OK);
-	expect_fill(r, n, 5);
+	us_expect_fill(r, n, 5, "forward");
 	tsm_msg_free(r);
 	ck_assert_uint_eq(us_stat(ch.a, "pub.forwarded"), 1);
 	/* one never published is just freed; bad arguments are refused */
@@ -261,9 +245,5 @@ int main(void)
 	tcase_add_test(tc, bad_arguments_leave_msg_alone);
 	tcase_add_test(tc, new_message_is_published_without_copy);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return us_run(s);
 }

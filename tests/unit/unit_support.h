@@ -11,6 +11,7 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -74,6 +75,41 @@ static inline void us_recv_seq(tsm_sub *s, uint32_t n, const char *what)
 		tsm_msg_free(m);
 		ck_assert_msg(v == i, "%s: got %u where %u was due", what, v, i);
 	}
+}
+
+/* A payload that tells message k and every offset apart (a shifted or
+ * mixed-up fragment shows). us_expect_fill checks one, naming `what`. */
+static inline uint8_t us_byte(uint32_t k, size_t i)
+{
+	return (uint8_t)(k * 31u + i * 7u + (i >> 9));
+}
+
+static inline void us_fill(uint8_t *b, size_t n, uint32_t k)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = us_byte(k, i);
+}
+
+static inline void us_expect_fill(const tsm_msg *m, size_t n, uint32_t k,
+                                  const char *what)
+{
+	ck_assert_msg(tsm_msg_size(m) == n, "%s: message %u: %zu bytes, want %zu",
+	              what, k, tsm_msg_size(m), n);
+	const uint8_t *d = tsm_msg_data(m);
+	for (size_t i = 0; i < n; i++)
+		if (d[i] != us_byte(k, i))
+			ck_abort_msg("%s: message %u byte %zu of %zu wrong", what, k, i, n);
+}
+
+/* Runs the suite (each case forked) and gives main's exit status. */
+static inline int us_run(Suite *s)
+{
+	SRunner *r = srunner_create(s);
+	srunner_set_fork_status(r, CK_FORK);
+	srunner_run_all(r, CK_NORMAL);
+	int failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 #endif
