@@ -701,25 +701,12 @@ static void rx_data(tsm__io *io, struct ofi_conn *oc, const uint8_t *p, size_t n
 	tsm__conn *c = oc->c;
 	if (oc->state != OC_OPEN || oc->err || oc->peer_closed)
 		return;
-	if (c && oc->rx_buf && !oc->q_head && (c->rx.pending || oc->rx_fill)) {
-		/* Straight into the session's buffer. Its completion waits in
-		 * io->done until this progress run ends, so later messages of
-		 * the same run go there too, not through the queue (one copy
-		 * less for all but the first 256 KiB of a large message). */
+	if (c && c->rx.pending && !oc->q_head && oc->rx_buf) {
 		size_t k = TSM_MIN(n, oc->rx_len);
 		memcpy(oc->rx_buf, p, k);
-		if (!oc->rx_fill) {
-			done_op(io, &c->rx, (long)k);
-			io->done[io->ndone - 1].fill = oc;
-			oc->rx_fill = (uint32_t)io->ndone;
-		} else {
-			io->done[oc->rx_fill - 1].res += (long)k;
-		}
-		oc->rx_buf += k;
-		oc->rx_len -= k;
-		if (!oc->rx_len)
-			oc->rx_buf = NULL;
+		oc->rx_buf = NULL;
 		rx_consumed(io, oc, k);
+		done_op(io, &c->rx, (long)k);
 		p += k;
 		n -= k;
 	}
@@ -1281,12 +1268,6 @@ static int done_run(tsm__io *io)
 	int n = 0;
 	for (size_t i = 0; i < io->ndone; i++, n++) {
 		struct ofi_done d = io->done[i];
-		/* A receive filled in this run is complete now (the check
-		 * skips a slot that was ended and reused meanwhile). */
-		if (d.fill && d.fill->rx_fill == i + 1) {
-			d.fill->rx_fill = 0;
-			d.fill->rx_buf = NULL;
-		}
 		done_dispatch(io, &d);
 	}
 	io->ndone = 0;

@@ -121,10 +121,8 @@ struct ofi_conn {
 	tsm_time deadline;   /* DIALING / EMBRYO */
 	struct ofi_seg *q_head, *q_tail;
 	size_t q_bytes;
-	uint8_t *rx_buf;     /* armed receive: where the next bytes go */
-	size_t rx_len;       /* room left there */
-	uint32_t rx_fill;    /* 1 + index of its completion in io->done while
-	                        this progress run keeps filling it; 0: none */
+	void *rx_buf;        /* armed receive */
+	size_t rx_len;
 	uint32_t owed;       /* bytes read since credit was last returned */
 	uint16_t tx_seq, rx_seq;
 	struct ofi_early *early; /* by seq; bytes count against the window */
@@ -144,7 +142,6 @@ struct ofi_done {
 	long res;
 	tsm_err err;
 	uint32_t key;        /* DONE_ACCEPT: the slot's key */
-	struct ofi_conn *fill; /* a receive still being filled (rx_data) */
 	char why[96];
 };
 
