@@ -9,7 +9,11 @@
  *   rt      A publishes "bench/ping", B's subscriber echoes each message
  *           on "bench/pong", A receives it: one sample per round trip,
  *           after a warm-up. --busy opens both contexts with
- *           TSM_PROGRESS_BUSY_POLL.
+ *           TSM_PROGRESS_BUSY_POLL. Both sides send on the message they
+ *           received (tsm_publish_msg), as the raw floors send back the
+ *           buffer they received: a pipeline stage's path, without a copy
+ *           where libtsm can hand the payload over. --ping-copy makes A
+ *           publish from its own buffer instead (tsm_publish: one copy).
  *   stream  A publishes count messages on "bench/stream" as fast as
  *           tsm_publish takes them (default reliable QoS, blocking
  *           back-pressure). B receives them, checks every size and
@@ -52,6 +56,7 @@ struct tb_opts {
 	int stream;
 	int busy;
 	int recv_spin;   /* poll tsm_sub_recv with timeout 0 */
+	int ping_copy;   /* rt: A publishes from its buffer, not the pong */
 	int pin;
 	int stats;       /* print every counter at the end */
 	int port;        /* 0: let the kernel choose */
@@ -233,19 +238,26 @@ out:
 	return i == total || done ? 0 : -1;
 }
 
-/* A: one round trip; returns 0 or -1 after saying why. */
+/*
+ * A: one round trip; returns 0 or -1 after saying why. The ping is the
+ * last pong (*last, handed over by tsm_publish_msg) once there is one,
+ * else buf; the new pong is kept in *last for the next round trip.
+ */
 static int rt_once(tsm_pub *pub, tsm_sub *sub, const void *buf,
-                   const struct tb_opts *o, uint64_t i)
+                   tsm_msg **last, const struct tb_opts *o, uint64_t i)
 {
 	tsm_msg *m;
 	tsm_err e;
 	size_t got;
 	int done;
 
-	if ((e = tsm_publish(pub, buf, o->size, NULL))) {
+	e = *last ? tsm_publish_msg(pub, *last, NULL)
+	          : tsm_publish(pub, buf, o->size, NULL);
+	if (e) {
 		tb_fail("A", "publish ping", e);
 		return -1;
 	}
+	*last = NULL; /* libtsm's now */
 	if ((e = tb_recv(sub, &m, o, NULL, 0, &done))) {
 		fprintf(stderr, "tsm_bench A: round trip %llu: no pong\n",
 		        (unsigned long long)i);
@@ -253,12 +265,16 @@ static int rt_once(tsm_pub *pub, tsm_sub *sub, const void *buf,
 		return -1;
 	}
 	got = tsm_msg_size(m);
-	tsm_msg_free(m);
 	if (got != o->size) {
 		fprintf(stderr, "tsm_bench A: pong of %zu bytes, sent %zu\n",
 		        got, o->size);
+		tsm_msg_free(m);
 		return -1;
 	}
+	if (o->ping_copy)
+		tsm_msg_free(m);
+	else
+		*last = m;
 	return 0;
 }
 
@@ -282,6 +298,7 @@ static int rt_ping(tsm_ctx *ctx, const struct tb_opts *o,
 	int64_t start;
 	int64_t *samples = calloc(o->iters, sizeof(int64_t));
 	char *buf = calloc(1, o->size);
+	tsm_msg *last = NULL; /* the pong to send back as the next ping */
 	tsm_pub *pub = NULL;
 	tsm_sub *sub = NULL;
 	tsm_err e;
@@ -304,7 +321,7 @@ static int rt_ping(tsm_ctx *ctx, const struct tb_opts *o,
 			warm = i;
 		if (i >= warm && tb_over_budget(o, 1.0, start, i - warm))
 			break;
-		if (rt_once(pub, sub, buf, o, i) < 0)
+		if (rt_once(pub, sub, buf, &last, o, i) < 0)
 			goto out;
 		if (i >= warm)
 			samples[i - warm] = bench_now_ns() - t0;
@@ -313,6 +330,7 @@ static int rt_ping(tsm_ctx *ctx, const struct tb_opts *o,
 	rc = 0;
 out:
 	tb_announce_end(sh, i);
+	tsm_msg_free(last);
 	tsm_pub_close(pub);
 	tsm_sub_close(sub);
 	free(buf);
@@ -524,7 +542,7 @@ static void tb_usage(void)
 {
 	fprintf(stderr,
 	        "usage: tsm_bench rt [--busy] [--size B] [--iters N] "
-	        "[--warmup N]\n"
+	        "[--warmup N] [--ping-copy]\n"
 	        "       tsm_bench stream [--size B] [--count N]\n"
 	        "common: [--max-secs S] [--recv-spin] [--no-pin] [--stats]\n"
 	        "        [--port P]\n"
@@ -543,6 +561,7 @@ static int tb_parse_opt(int c, struct tb_opts *o)
 	switch (c) {
 	case 'b': o->busy = 1; return 0;
 	case 'r': o->recv_spin = 1; return 0;
+	case 'G': o->ping_copy = 1; return 0;
 	case 'P': o->pin = 0; return 0;
 	case 'S': o->stats = 1; return 0;
 	case 'x': o->secure = 1; return 0;
@@ -574,6 +593,7 @@ static int tb_parse(int argc, char **argv, struct tb_opts *o)
 	static const struct option lo[] = {
 		{"busy", no_argument, NULL, 'b'},
 		{"recv-spin", no_argument, NULL, 'r'},
+		{"ping-copy", no_argument, NULL, 'G'},
 		{"no-pin", no_argument, NULL, 'P'},
 		{"stats", no_argument, NULL, 'S'},
 		{"secure", no_argument, NULL, 'x'},
