@@ -232,7 +232,10 @@ static tsm_msg *sub_pop_live(struct tsm_sub *s)
 /* Busy-poll receive: this thread runs the context's loop itself between
  * checks (loop.c tsm__ctx_drive: no hand-off to the progress thread).
  * After a while with nothing it yields between checks: the kernel's own
- * work (TCP's softirq thread) must get a core when spinners fill them. */
+ * work (TCP's softirq thread) must get a core when spinners fill them.
+ * It also yields at once while another thread runs the loop: that thread
+ * may share this core (the progress thread does, where the application
+ * pins the process), and spinning next to it would halve its speed. */
 #define SPIN_BEFORE_YIELD 1024 /* loop runs: about 0.1-0.3 ms */
 static void sub_spin(struct tsm_sub *s, tsm_time dl)
 {
@@ -241,8 +244,7 @@ static void sub_spin(struct tsm_sub *s, tsm_time dl)
 	                     !s->closing; i++) {
 		if ((i & 15) == 15 && (now = tsm__now()) >= dl)
 			return;
-		tsm__ctx_drive(s->ctx, now);
-		if (i < SPIN_BEFORE_YIELD)
+		if (tsm__ctx_drive(s->ctx, now) && i < SPIN_BEFORE_YIELD)
 			__builtin_ia32_pause();
 		else
 			sched_yield();

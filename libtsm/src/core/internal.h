@@ -300,8 +300,9 @@ void tsm__ctx_wake(tsm_ctx *ctx);
 /* Busy-poll only (else nothing): the calling application thread runs one
  * loop iteration, without waiting, if no other thread is running it. now:
  * the caller's recent clock read (a few microseconds old at most; busy
- * callers run this millions of times a second and need not read it). */
-void tsm__ctx_drive(tsm_ctx *ctx, tsm_time now);
+ * callers run this millions of times a second and need not read it).
+ * Returns false when another thread was running the loop. */
+bool tsm__ctx_drive(tsm_ctx *ctx, tsm_time now);
 /* The progress thread's body until the context stops (loop.c). */
 void tsm__loop_run(tsm_ctx *ctx);
 void tsm__ctx_session_up(tsm_ctx *ctx, tsm__session *s);
