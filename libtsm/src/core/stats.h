@@ -49,6 +49,7 @@
 	X(ST_TX_BACKLOG_CUT, "tx.backlog_cut")                              \
 	X(ST_TX_BACKLOG_BUDGET, "tx.backlog_budget")                        \
 	X(ST_RX_FRAMES, "rx.frames")                                        \
+	X(ST_RX_FRAGS_PLACED, "rx.frags_placed")                            \
 	X(ST_RX_BYTES, "rx.bytes")                                          \
 	X(ST_RX_MSGS, "rx.msgs")                                            \
 	X(ST_DELIVERED, "sub.delivered")                                    \

@@ -319,24 +319,45 @@ static tsm_err aead_finish_open(tsm__aead *a, uint64_t seq,
 	return TSM_OK;
 }
 
+tsm_err tsm__aead_open_begin(tsm__aead *a, uint64_t seq, const uint8_t *aad,
+                             size_t aad_len)
+{
+	return aead_begin(a, 0, seq, aad, aad_len);
+}
+
+tsm_err tsm__aead_open_update(tsm__aead *a, const uint8_t *in, size_t len,
+                              uint8_t *out)
+{
+	struct iovec v = { .iov_base = (void *)in, .iov_len = len };
+	size_t total;
+	tsm_err e = aead_iov_len(&v, 1, &total);
+	if (e == TSM_OK)
+		e = aead_feed(a, &v, 1, out);
+	return e;
+}
+
+tsm_err tsm__aead_open_final(tsm__aead *a, uint64_t seq, size_t len,
+                             const uint8_t tag[16])
+{
+	if (tag == NULL)
+		return tsm__err_set(TSM_EINVAL, "aead: no tag");
+	tsm_err e = aead_finish_open(a, seq, tag);
+	if (e == TSM_OK)
+		aead_count(a, len);
+	return e;
+}
+
 static tsm_err aead_unprotect(tsm__aead *a, uint64_t seq, const uint8_t *aad,
                               size_t aad_len, const uint8_t *in, size_t len,
                               uint8_t *out, const uint8_t tag[16])
 {
-	struct iovec v = { .iov_base = (void *)in, .iov_len = len };
-	size_t total;
-	if (tag == NULL)
-		return tsm__err_set(TSM_EINVAL, "aead: no tag");
-	tsm_err e = aead_iov_len(&v, 1, &total);
+	tsm_err e = tag ? tsm__aead_open_begin(a, seq, aad, aad_len)
+	                : tsm__err_set(TSM_EINVAL, "aead: no tag");
 	if (e == TSM_OK)
-		e = aead_begin(a, 0, seq, aad, aad_len);
+		e = tsm__aead_open_update(a, in, len, out);
 	if (e == TSM_OK)
-		e = aead_feed(a, &v, 1, out);
-	if (e == TSM_OK)
-		e = aead_finish_open(a, seq, tag);
-	if (e == TSM_OK)
-		aead_count(a, len);
-	else if (out != NULL && len != 0)
+		e = tsm__aead_open_final(a, seq, len, tag);
+	if (e != TSM_OK && out != NULL && len != 0)
 		OPENSSL_cleanse(out, len); /* never expose unverified bytes */
 	return e;
 }

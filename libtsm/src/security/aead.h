@@ -127,6 +127,24 @@ tsm_err tsm__aead_open(tsm__aead *a, uint64_t seq, const uint8_t *aad,
                        uint8_t *out, const uint8_t tag[16]);
 
 /*
+ * Streaming open, for a body whose plaintext goes to more than one place
+ * (session/rx.c decrypts a fragment's payload straight into the message
+ * being reassembled): tsm__aead_open_begin (nonce, aad), then
+ * tsm__aead_open_update for each piece in order (out == in allowed, out
+ * may differ from piece to piece), then tsm__aead_open_final with the tag
+ * and the total length. What update wrote is not authenticated until
+ * final succeeds: the caller may look at it only to choose where the next
+ * piece goes, and must wipe every piece if any step fails. Errors as
+ * tsm__aead_open (final: TSM_ERR_AEAD_FAIL on a bad tag).
+ */
+tsm_err tsm__aead_open_begin(tsm__aead *a, uint64_t seq, const uint8_t *aad,
+                             size_t aad_len);
+tsm_err tsm__aead_open_update(tsm__aead *a, const uint8_t *in, size_t len,
+                              uint8_t *out);
+tsm_err tsm__aead_open_final(tsm__aead *a, uint64_t seq, size_t len,
+                             const uint8_t tag[16]);
+
+/*
  * tsm__aead_mac (integrity-only) writes a tag over aad then the niov
  * pieces of in, which stay in clear. Same errors as tsm__aead_seal.
  */

@@ -177,10 +177,12 @@ tsm_err tsm__sec_seal(tsm__session *s, tsm__fhdr *h, uint8_t *hdr_out,
 	                      out + h->body_len - TSM_WIRE_TAG_LEN);
 }
 
-tsm_err tsm__sec_open(tsm__session *s, const uint8_t *hdr, tsm__fhdr *h,
-                      uint8_t *body)
+/* The checks before opening a frame: *a is the key to open it with, or
+ * NULL when the frame travels in clear. */
+static tsm_err sec_open_key(tsm__session *s, const tsm__fhdr *h, tsm__aead **a)
 {
 	bool sealed = h->flags & TSM_FF_SEALED;
+	*a = NULL;
 	if (!s->sec || !s->sec->keys) {
 		if (sealed)
 			return tsm__err_set(TSM_ERR_OUT_OF_STATE, "sealed frame before keys");
@@ -191,16 +193,60 @@ tsm_err tsm__sec_open(tsm__session *s, const uint8_t *hdr, tsm__fhdr *h,
 	if (!sealed)
 		return tsm__err_set(TSM_ERR_AEAD_FAIL, "unsealed %u frame after the "
 		                    "handshake (downgrade)", h->type);
-	tsm__aead *a = &s->sec->rx[sec_lane(h)];
-	if (h->epoch != a->epoch)
+	*a = &s->sec->rx[sec_lane(h)];
+	if (h->epoch != (*a)->epoch)
 		return tsm__err_set(TSM_ERR_AEAD_FAIL, "key epoch %u, expected %u",
-		                    h->epoch, a->epoch);
+		                    h->epoch, (*a)->epoch);
+	return TSM_OK;
+}
+
+tsm_err tsm__sec_open(tsm__session *s, const uint8_t *hdr, tsm__fhdr *h,
+                      uint8_t *body)
+{
+	tsm__aead *a;
+	tsm_err e = sec_open_key(s, h, &a);
+	if (e || !a)
+		return e;
 	size_t n = h->body_len - TSM_WIRE_TAG_LEN;
-	tsm_err e = tsm__aead_open(a, h->seq, hdr, TSM_WIRE_HDR_LEN, body, n, body,
-	                           body + n);
+	e = tsm__aead_open(a, h->seq, hdr, TSM_WIRE_HDR_LEN, body, n, body,
+	                   body + n);
 	if (!e)
 		h->body_len = (uint32_t)n;
 	return e;
+}
+
+tsm_err tsm__sec_open_split(tsm__session *s, const uint8_t *hdr, tsm__fhdr *h,
+                            uint8_t *body, size_t head, tsm__sec_place_fn place,
+                            void *arg, uint8_t **out)
+{
+	tsm__aead *a;
+	*out = NULL;
+	tsm_err e = sec_open_key(s, h, &a);
+	if (e || !a)
+		return e;
+	if (h->body_len <= head + TSM_WIRE_TAG_LEN)
+		return tsm__sec_open(s, hdr, h, body);
+	size_t n = h->body_len - TSM_WIRE_TAG_LEN, rest = n - head;
+	uint8_t *dst = NULL;
+	e = tsm__aead_open_begin(a, h->seq, hdr, TSM_WIRE_HDR_LEN);
+	if (!e)
+		e = tsm__aead_open_update(a, body, head, body);
+	if (!e) {
+		dst = place(arg, body, rest);
+		e = tsm__aead_open_update(a, body + head, rest,
+		                          dst ? dst : body + head);
+	}
+	if (!e)
+		e = tsm__aead_open_final(a, h->seq, n, body + n);
+	if (e) { /* never leave unverified bytes anywhere */
+		OPENSSL_cleanse(body, n);
+		if (dst)
+			OPENSSL_cleanse(dst, rest);
+		return e;
+	}
+	h->body_len = (uint32_t)n;
+	*out = dst;
+	return TSM_OK;
 }
 
 tsm_err tsm__sec_on_rekey(tsm__session *s, const uint8_t *b, size_t n)

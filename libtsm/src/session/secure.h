@@ -62,6 +62,22 @@ bool tsm__sec_needs_rekey(const tsm__session *s, unsigned lane);
 tsm_err tsm__sec_open(tsm__session *s, const uint8_t *hdr, tsm__fhdr *h,
                       uint8_t *body);
 
+/*
+ * tsm__sec_open_split is tsm__sec_open for a sealed frame whose body may
+ * go to two places: its first `head` bytes are decrypted in place, then
+ * place(arg, body, rest) may return where the remaining `rest` bytes go
+ * (rest bytes of room, owned by the caller), or NULL for in place too.
+ * place sees bytes not yet authenticated: it may only use them to choose
+ * a destination, and that destination must hold nothing anyone sees
+ * before the tag is checked. *out is what place returned. On failure both
+ * places are wiped and *out is NULL. Needs body_len > head + tag.
+ */
+typedef uint8_t *(*tsm__sec_place_fn)(void *arg, const uint8_t *body,
+                                      size_t rest);
+tsm_err tsm__sec_open_split(tsm__session *s, const uint8_t *hdr, tsm__fhdr *h,
+                            uint8_t *body, size_t head, tsm__sec_place_fn place,
+                            void *arg, uint8_t **out);
+
 /* tsm__sec_on_rekey ratchets the peer's key of the lane named in body. */
 tsm_err tsm__sec_on_rekey(tsm__session *s, const uint8_t *b, size_t n);
 

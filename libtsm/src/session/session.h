@@ -112,6 +112,8 @@ struct tsm__session {
 	tsm__buf *rxb;            /* current receive block */
 	size_t rx_off, rx_len;    /* parsed up to / filled up to */
 	bool rx_armed, rx_paused;
+	uint8_t *rx_placed;       /* the frame being parsed: where its fragment
+	                           * payload was opened to (rx.c rx_open) */
 	/* Deliveries a full reliable queue refused: reading stops until they
 	 * are all taken, so back-pressure reaches the publisher through TCP
 	 * and nothing is lost. Bounded by the records of one frame. */
