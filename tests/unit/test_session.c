@@ -540,6 +540,48 @@ static void on_tstat(void *arg, const tsm_topic_stats *ts)
 	}
 }
 
+/* `queued` is what waits in the local subscriber queues when read: two
+ * subscribers of one topic each hold what was published, until taken. */
+START_TEST(topic_stats_queued_when_read)
+{
+	tsm_ctx_params p;
+	tsm_ctx *c;
+	tsm_ctx_params_init(&p);
+	p.insecure = 1;
+	p.log_level = TSM_LOG_ERROR;
+	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	tsm_sub *s1, *s2;
+	tsm_pub *pb;
+	ck_assert_int_eq(tsm_sub_open(&s1, c, "q/**", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_sub_open(&s2, c, "q/t", NULL), TSM_OK);
+	ck_assert_int_eq(tsm_pub_open(&pb, c, "q/t", NULL), TSM_OK);
+	tsm_pub_opts o;
+	tsm_pub_opts_init(&o);
+	o.flags = TSM_OPT_PRIORITY;
+	o.priority = 2;
+	uint32_t v = 7;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(tsm_publish(pb, &v, 4, &o), TSM_OK);
+	struct tstat_find f = {"q/t", 2, {0}, 0};
+	ck_assert_int_eq(tsm_stats_topics(c, on_tstat, &f), TSM_OK);
+	ck_assert_int_eq(f.found, 1);
+	ck_assert_uint_eq(f.got.queued, 6); /* local delivery is immediate */
+	tsm_msg *m;
+	ck_assert_int_eq(tsm_sub_recv(s1, &m, TSM_SEC), TSM_OK);
+	tsm_msg_free(m);
+	f.found = 0;
+	ck_assert_int_eq(tsm_stats_topics(c, on_tstat, &f), TSM_OK);
+	ck_assert_int_eq(f.found, 1); /* a second read counts afresh */
+	ck_assert_uint_eq(f.got.queued, 5);
+	ck_assert_uint_eq(f.got.delivered, 1);
+	tsm_sub_close(s2); /* what it held is dropped, no longer queued */
+	f.found = 0;
+	ck_assert_int_eq(tsm_stats_topics(c, on_tstat, &f), TSM_OK);
+	ck_assert_uint_eq(f.got.queued, 2);
+	tsm_ctx_close(c);
+}
+END_TEST
+
 START_TEST(outcomes_and_topic_stats)
 {
 	static struct outcomes oc;
@@ -1111,6 +1153,7 @@ int main(void)
 	tcase_add_test(d, edf_within_lane);
 	tcase_add_test(d, urgent_overtakes_bulk);
 	tcase_add_test(d, outcomes_and_topic_stats);
+	tcase_add_test(d, topic_stats_queued_when_read);
 	tcase_add_test(d, abort_discards_partial_message);
 	tcase_add_test(d, stalled_peer_does_not_stop_others);
 	tcase_add_test(d, stalled_subscriber_does_not_stop_its_neighbour);

@@ -40,7 +40,6 @@ static void sub_append(struct tsm_sub *s, tsm_msg *m)
 {
 	s->ring[(s->head + s->count) % s->cap] = m;
 	s->count++;
-	tsm__ts_queued(s->ctx, m->topic, m->prio, +1);
 	atomic_store_explicit(&s->avail, s->count, memory_order_release);
 }
 
@@ -49,7 +48,6 @@ static tsm_msg *sub_take(struct tsm_sub *s)
 	tsm_msg *m = s->ring[s->head];
 	s->head = (s->head + 1) % s->cap;
 	s->count--;
-	tsm__ts_queued(s->ctx, m->topic, m->prio, -1);
 	atomic_store_explicit(&s->avail, s->count, memory_order_release);
 	return m;
 }
@@ -62,7 +60,6 @@ static void sub_replace_topic(struct tsm_sub *s, const tsm_msg *m)
 	for (uint32_t i = 0; i < s->count; i++) {
 		tsm_msg *q = s->ring[(s->head + i) % s->cap];
 		if (q->topic == m->topic || strcmp(q->topic->name, m->topic->name) == 0) {
-			tsm__ts_queued(s->ctx, q->topic, q->prio, -1);
 			tsm__drop_msg(s->ctx, q, TSM_ERR_QUEUE_FULL, TSM_AT_SUB_QUEUE);
 			tsm_msg_free(q);
 			dropped++;
@@ -338,13 +335,14 @@ static void dlv_run_one(struct tsm_sub *s, bool *found)
 	}
 }
 
-/* Takes references to every callback subscriber (array grown as needed,
- * so none is ever left out). ctx->mu held. */
-static uint32_t dlv_snapshot(tsm_ctx *ctx, struct tsm_sub ***snap, uint32_t *cap)
+/* Takes references to every (callback) subscriber (array grown as
+ * needed, so none is ever left out). ctx->mu held. */
+static uint32_t dlv_snapshot(tsm_ctx *ctx, struct tsm_sub ***snap, uint32_t *cap,
+                             bool cb_only)
 {
 	uint32_t n = 0;
 	for (struct tsm_sub *s = ctx->subs; s; s = s->next) {
-		if (!s->cb)
+		if (cb_only && !s->cb)
 			continue;
 		if (n == *cap) {
 			uint32_t c = *cap ? *cap * 2 : 64;
@@ -367,7 +365,7 @@ static void *dlv_main(void *arg)
 	uint32_t cap = 0;
 	pthread_mutex_lock(&ctx->mu);
 	while (!ctx->dlv_stop) {
-		uint32_t n = dlv_snapshot(ctx, &snap, &cap);
+		uint32_t n = dlv_snapshot(ctx, &snap, &cap, true);
 		ctx->dlv_kick = false;
 		pthread_mutex_unlock(&ctx->mu);
 		bool found = false;
@@ -480,4 +478,23 @@ void tsm__ctx_close_handles(tsm_ctx *ctx)
 		else
 			return;
 	}
+}
+
+void tsm__subs_each_queued(tsm_ctx *ctx, void (*fn)(void *, const tsm_msg *),
+                           void *arg)
+{
+	struct tsm_sub **snap = NULL;
+	uint32_t cap = 0;
+	pthread_mutex_lock(&ctx->mu);
+	uint32_t n = dlv_snapshot(ctx, &snap, &cap, false);
+	pthread_mutex_unlock(&ctx->mu);
+	for (uint32_t i = 0; i < n; i++) {
+		struct tsm_sub *s = snap[i];
+		pthread_mutex_lock(&s->mu);
+		for (uint32_t k = 0; k < s->count; k++)
+			fn(arg, s->ring[(s->head + k) % s->cap]);
+		pthread_mutex_unlock(&s->mu);
+		tsm__sub_unref(s);
+	}
+	free(snap);
 }

@@ -24,12 +24,13 @@ struct ts_ent {
 	char *topic;
 	uint8_t lane;
 	uint64_t delivered, missed, qfull, other;
-	int64_t queued;
+	uint64_t queued;    /* counted when read (ts_count_queued) */
 	struct hist lat, local, slack;
 };
 
 struct tsm__tstats {
 	pthread_mutex_t mu;
+	pthread_mutex_t count_mu; /* one reader counts `queued` at a time */
 	struct ts_ent **slots; /* open addressing, 2 x TS_MAX */
 	uint32_t n;
 	struct ts_ent *overflow;
@@ -139,6 +140,7 @@ tsm_err tsm__ts_init(tsm_ctx *ctx)
 	if (!t)
 		return tsm__err_set(TSM_ENOMEM, "topic statistics");
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->count_mu, NULL);
 	ctx->tstats = t;
 	return TSM_OK;
 }
@@ -160,6 +162,7 @@ void tsm__ts_free(tsm_ctx *ctx)
 	}
 	free(t->slots);
 	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->count_mu);
 	free(t);
 	ctx->tstats = NULL;
 }
@@ -181,15 +184,6 @@ void tsm__ts_delivered(tsm_ctx *ctx, const tsm_msg *m, tsm_time now)
 	pthread_mutex_unlock(&t->mu);
 }
 
-void tsm__ts_queued(tsm_ctx *ctx, const tsm__topic *topic, uint8_t lane, int delta)
-{
-	struct tsm__tstats *t = ts_table(ctx);
-	pthread_mutex_lock(&t->mu);
-	struct ts_ent *e = ts_get(t, topic->name, lane);
-	if (e)
-		e->queued += delta;
-	pthread_mutex_unlock(&t->mu);
-}
 
 void tsm__outcome(tsm_ctx *ctx, const tsm__topic *topic, uint8_t lane,
                   uint64_t msg_id, tsm_err reason, tsm_where where)
@@ -213,12 +207,35 @@ void tsm__outcome(tsm_ctx *ctx, const tsm__topic *topic, uint8_t lane,
 static void ts_report(const struct ts_ent *e, tsm_topic_stats_fn fn, void *arg)
 {
 	tsm_topic_stats s = {sizeof(s), e->topic, e->lane, e->delivered, e->missed,
-	                     e->qfull, e->other, e->queued > 0 ? (uint64_t)e->queued : 0,
-	                     {0}, {0}, {0}};
+	                     e->qfull, e->other, e->queued, {0}, {0}, {0}};
 	hist_summary(&e->lat, &s.latency);
 	hist_summary(&e->local, &s.local);
 	hist_summary(&e->slack, &s.slack);
 	fn(arg, &s);
+}
+
+static void ts_count_one(void *arg, const tsm_msg *m)
+{
+	struct tsm__tstats *t = arg;
+	pthread_mutex_lock(&t->mu);
+	struct ts_ent *e = ts_get(t, m->topic->name, m->prio);
+	if (e)
+		e->queued++;
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* `queued` of every entry, from the subscriber queues as they are now.
+ * count_mu held. Lock order: a subscriber's mu, then t->mu (as drops do). */
+static void ts_count_queued(tsm_ctx *ctx, struct tsm__tstats *t)
+{
+	pthread_mutex_lock(&t->mu);
+	for (uint32_t i = 0; i < 2 * TS_MAX; i++)
+		if (t->slots[i])
+			t->slots[i]->queued = 0;
+	if (t->overflow)
+		t->overflow->queued = 0;
+	pthread_mutex_unlock(&t->mu);
+	tsm__subs_each_queued(ctx, ts_count_one, t);
 }
 
 TSM_API tsm_err tsm_stats_topics(tsm_ctx *ctx, tsm_topic_stats_fn fn, void *arg)
@@ -226,17 +243,21 @@ TSM_API tsm_err tsm_stats_topics(tsm_ctx *ctx, tsm_topic_stats_fn fn, void *arg)
 	if (!ctx || !fn)
 		return tsm__err_set(TSM_EINVAL, "tsm_stats_topics: NULL argument");
 	struct tsm__tstats *t = ts_table(ctx);
-	for (uint32_t i = 0; i < 2 * TS_MAX; i++) {
+	pthread_mutex_lock(&t->count_mu);
+	ts_count_queued(ctx, t);
+	pthread_mutex_unlock(&t->count_mu);
+	for (uint32_t i = 0; i <= 2 * TS_MAX; i++) {
+		/* count_mu too: another reader's recount is never seen half done */
+		pthread_mutex_lock(&t->count_mu);
 		pthread_mutex_lock(&t->mu);
-		struct ts_ent snap, *e = t->slots[i];
+		struct ts_ent snap, *e = i < 2 * TS_MAX ? t->slots[i] : t->overflow;
 		if (e)
-			snap = *e; /* report without the lock held */
+			snap = *e; /* report without the locks held */
 		pthread_mutex_unlock(&t->mu);
+		pthread_mutex_unlock(&t->count_mu);
 		if (e)
 			ts_report(&snap, fn, arg);
 	}
-	if (t->overflow)
-		ts_report(t->overflow, fn, arg);
 	return TSM_OK;
 }
 

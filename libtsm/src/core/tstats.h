@@ -4,7 +4,7 @@
  * "every refusal or drop has an outcome code and a counter").
  *
  * Threading: any thread; one mutex per context guards the table (taken
- * once per delivered or dropped message).
+ * once per delivered or dropped message, and by readers).
  */
 #ifndef TSM_CORE_TSTATS_H
 #define TSM_CORE_TSTATS_H
@@ -13,8 +13,13 @@
 
 /* A message was handed to a subscriber now. */
 void tsm__ts_delivered(tsm_ctx *ctx, const tsm_msg *m, tsm_time now);
-/* A message entered (+1) or left (-1) a local subscriber queue. */
-void tsm__ts_queued(tsm_ctx *ctx, const tsm__topic *t, uint8_t lane, int delta);
+/*
+ * tsm__subs_each_queued (api_sub.c) calls fn for every message waiting in
+ * a local subscriber queue now; tsm_stats_topics counts `queued` so when
+ * it is read (a live gauge cost two locked table look-ups per message).
+ */
+void tsm__subs_each_queued(tsm_ctx *ctx, void (*fn)(void *, const tsm_msg *),
+                           void *arg);
 /*
  * tsm__outcome counts a dropped message under its (topic, lane) and
  * reason, and tells the user's tsm_outcome_fn.
