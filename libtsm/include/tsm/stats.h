@@ -49,7 +49,8 @@ typedef struct tsm_topic_stats {
 	uint64_t deadline_missed;   /* dropped with DEADLINE_EXPIRED, anywhere */
 	uint64_t dropped_queue_full;
 	uint64_t dropped_other;     /* authorisation, caps, peer lost, ... */
-	uint64_t queued;            /* now waiting in local subscriber queues */
+	uint64_t queued;            /* waiting in local subscriber queues,
+	                               counted when tsm_stats_topics runs */
 	tsm_latency latency;        /* publish -> hand-over, from the sender's
 	                               send timestamp: meaningful when both
 	                               run on one host (one monotonic clock) */
@@ -63,8 +64,9 @@ typedef void (*tsm_topic_stats_fn)(void *arg, const tsm_topic_stats *s);
 /*
  * tsm_stats_topics calls fn for every (topic, lane) this context has
  * delivered or dropped messages of (at most 4096; beyond that they are
- * summed under the topic "*"). Takes a lock briefly per entry; fn must
- * not call back into libtsm.
+ * summed under the topic "*"). Takes a lock briefly per entry, and each
+ * subscriber's queue lock once to count `queued`; fn must not call back
+ * into libtsm.
  */
 tsm_err tsm_stats_topics(tsm_ctx *ctx, tsm_topic_stats_fn fn, void *arg);
 
