@@ -44,16 +44,28 @@ static void rx_fail(tsm__session *s, tsm_err e)
 	tsm__session_close(s, e);
 }
 
-/* Makes room for `need` more bytes after the unparsed tail. */
+/*
+ * Makes room for `need` more bytes after the unparsed tail. An engine
+ * whose reads deliver up to conn.rx_hint bytes at once (ofi: a 256 KiB
+ * fabric message) splits a read that does not fit the room and queues
+ * the rest, which costs one more copy of it: so the room aims at the hint
+ * too, by compacting the block when nothing else holds it (moving at most
+ * a partial frame) or taking a larger one; a block small messages still
+ * point into is kept as long as the frame in progress fits.
+ */
 static bool rx_make_room(tsm__session *s, size_t need)
 {
-	size_t tail = s->rx_len - s->rx_off;
-	if (s->rxb && s->rxb->cap - s->rx_len >= need && s->rxb->cap - s->rx_len >= 4096)
+	size_t tail = s->rx_len - s->rx_off, want = TSM_MAX(need, s->conn.rx_hint);
+	size_t room = s->rxb ? s->rxb->cap - s->rx_len : 0;
+	bool alone = s->rxb && atomic_load(&s->rxb->refs) == 1;
+	if (s->rxb && room >= want && room >= 4096)
 		return true;
-	if (s->rxb && atomic_load(&s->rxb->refs) == 1 && s->rxb->cap >= tail + need) {
+	if (alone && s->rxb->cap >= tail + want) {
 		memmove(s->rxb->data, s->rxb->data + s->rx_off, tail);
+	} else if (s->rxb && !alone && room >= need && room >= 4096) {
+		return true;
 	} else {
-		size_t cap = TSM_MAX(TSM_RX_BLOCK, tail + need);
+		size_t cap = TSM_MAX(TSM_RX_BLOCK, tail + want);
 		tsm__buf *b = tsm__buf_new(cap);
 		if (!b)
 			return false;

@@ -55,6 +55,10 @@ struct tsm__conn {
 	int sock_epoll_mask;       /* epoll engine: registered events */
 	void *rx_buf;              /* epoll engine: armed receive */
 	size_t rx_len;
+	size_t rx_hint;            /* set by the engine: the most one read may
+	                            * deliver at once (ofi: one fabric message),
+	                            * 0 for a byte stream; the session keeps that
+	                            * much room armed where it can (rx.c) */
 };
 
 /* A listening socket. */

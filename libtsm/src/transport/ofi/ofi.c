@@ -973,8 +973,9 @@ static void tx_push(tsm__io *io, struct ofi_conn *oc)
 
 /* --- io.h operations ----------------------------------------------------- */
 
-static void conn_ops_init(tsm__conn *c)
+static void conn_ops_init(tsm__io *io, tsm__conn *c)
 {
+	c->rx_hint = io->msg_max; /* a read is one fabric message at most */
 	c->rx = (struct tsm__op){TSM_OP_RECV, false, c};
 	c->tx = (struct tsm__op){TSM_OP_SEND, false, c};
 	c->cx = (struct tsm__op){TSM_OP_CONNECT, false, c};
@@ -1022,7 +1023,7 @@ tsm_err tsm__ofi_connect(tsm__io *io, tsm__conn *c, const char *addr)
 	tsm_err e = tsm__ofi_addr_name(io, addr, name, &n);
 	if (e)
 		return e;
-	conn_ops_init(c);
+	conn_ops_init(io, c);
 	c->fd = -1;
 	c->cx.pending = true;
 	int pi = peer_get(io, name, n);
@@ -1050,7 +1051,7 @@ static tsm_err ofi_adopt(tsm__io *io, tsm__conn *c)
 	if (!oc || oc->state != OC_OPEN || oc->c)
 		return tsm__err_set(TSM_EINVAL, "ofi: %d is not an accepted "
 		                    "connection handle", c->fd);
-	conn_ops_init(c);
+	conn_ops_init(io, c);
 	oc->c = c;
 	c->connected = true;
 	return TSM_OK;
