@@ -642,6 +642,28 @@ static void tx_cap(struct txb *b, tsm_time now)
 	b->cap = TSM_MIN(b->cap, b->total + room);
 }
 
+/* The most one more DATA frame can add to a send (tx_batch's body limit
+ * or a first fragment with metadata, plus header and tag). */
+static size_t tx_frame_max(const tsm__session *s)
+{
+	return TSM_WIRE_HDR_LEN + s->ctx->p.fragment_size + TSM_REC_HDR_LEN +
+	       TSM_REC_FRAG_LEN + TSM_REC_TS_LEN + TSM_META_MAX + TSM_WIRE_TAG_LEN;
+}
+
+/*
+ * A transport whose reads are whole messages of at most conn.rx_hint
+ * bytes (ofi) gets sends that fit one: frames never straddle two fabric
+ * messages, so the receiver moves no partial frame, and the sender posts
+ * no second, tiny message for the remainder, which over shm waited for
+ * the receiver's copy of the first one (its region lock) before the
+ * sender could go on framing. A send still takes at least one frame.
+ */
+static bool tx_fits_message(const struct txb *b)
+{
+	size_t hint = b->s->conn.rx_hint;
+	return hint == 0 || b->total == 0 || b->total + tx_frame_max(b->s) <= hint;
+}
+
 static void tx_data(struct txb *b)
 {
 	int li;
@@ -649,7 +671,8 @@ static void tx_data(struct txb *b)
 		return; /* nothing queued: no clock read (busy loops run this) */
 	tsm_time now = tsm__now();
 	tx_cap(b, now);
-	while (b->total < b->cap && (li = tx_pick_lane(b->s)) >= 0) {
+	while (b->total < b->cap && tx_fits_message(b) &&
+	       (li = tx_pick_lane(b->s)) >= 0) {
 		tsm__lane *l = &b->s->lanes[li];
 		if (!tx_expire_head(b->s, l, now))
 			continue;

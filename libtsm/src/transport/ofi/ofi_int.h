@@ -35,7 +35,9 @@
 #define OFI_PEER_LINGER (5 * TSM_SEC)
 #define OFI_CLOSE_LINGER (2 * TSM_SEC) /* fini: sends still in flight */
 #define OFI_WINDOW (2u << 20)     /* bytes a peer may send unread */
-#define OFI_MSG_MAX (256u << 10)  /* payload per fabric message */
+#define OFI_MSG_MAX (264u << 10)  /* payload per fabric message: four
+                                   * 64 KiB fragment frames (session/tx.c
+                                   * tx_fits_message) */
 #define OFI_MSG_MIN 1024u         /* smallest peer receive size we accept */
 #define OFI_RX_POSTED 32          /* receive buffers kept posted */
 #define OFI_TX_SMALL 4096u        /* small send buffer, header included */
