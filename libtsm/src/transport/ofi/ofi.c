@@ -703,6 +703,7 @@ static void rx_data(tsm__io *io, struct ofi_conn *oc, const uint8_t *p, size_t n
 		return;
 	if (c && c->rx.pending && !oc->q_head && oc->rx_buf) {
 		size_t k = TSM_MIN(n, oc->rx_len);
+		io->rx_split += k < n;
 		memcpy(oc->rx_buf, p, k);
 		oc->rx_buf = NULL;
 		rx_consumed(io, oc, k);
@@ -1589,6 +1590,7 @@ void tsm__ofi_query(const tsm__io *io, tsm__ofi_info *out)
 	out->refused = io->refused;
 	out->dropped = io->dropped;
 	out->window_exceeded = io->window_exceeded;
+	out->rx_split = io->rx_split;
 }
 
 const tsm__io_ops tsm__io_ofi_ops = {

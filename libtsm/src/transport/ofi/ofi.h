@@ -153,6 +153,9 @@ typedef struct tsm__ofi_info {
 	uint64_t refused;       /* CONNECTs over the table or embryo budgets */
 	uint64_t dropped;       /* messages for no connection, bad headers */
 	uint64_t window_exceeded; /* peers that sent past their credit */
+	uint64_t rx_split;      /* DATA messages larger than the session's
+	                           armed room: the rest queued, copied twice
+	                           (0 while sessions keep rx_hint of room) */
 } tsm__ofi_info;
 
 /* tsm__ofi_query fills out with the engine's state. */

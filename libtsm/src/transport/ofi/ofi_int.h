@@ -208,7 +208,7 @@ struct tsm__io {
 	/* completions for wait() */
 	struct ofi_done *done;
 	size_t ndone, capdone;
-	uint64_t refused, dropped, window_exceeded;
+	uint64_t refused, dropped, window_exceeded, rx_split;
 	char shm_name[OFI_NAME_MAX + 1]; /* claimed in the process registry */
 	tsm__io *shm_next;
 };
