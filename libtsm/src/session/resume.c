@@ -440,6 +440,28 @@ static bool rsm_node_other(const tsm__session *s)
 	return false;
 }
 
+/* (resume.h) Without it, a message published between the peer's CLOSE
+ * on the replaced session and the replacement coming up here found no
+ * session and no orphan: lost (test_auto_efa moves_to_efa, about one run
+ * in thirty, when the replacement's handshake is slower than the CLOSE). */
+void tsm__rsm_peer_closing(tsm__session *s)
+{
+	bool coming = false;
+	if (!s->peer_node_id || atomic_load(&s->ctx->stopping) ||
+	    rsm_orphan_find(s->ctx, s->peer_node_id))
+		return;
+	for (const tsm__session *x = s->ctx->sessions; x; x = x->next) {
+		if (x == s || x->peer_node_id != s->peer_node_id ||
+		    x->state == SS_CLOSED)
+			continue;
+		if (tsm__session_up(x) && !x->retiring)
+			return; /* it routes for the node already */
+		coming = true;
+	}
+	if (coming)
+		(void)rsm_orphan_new(s, true); /* no memory: not routed, as before */
+}
+
 void tsm__rsm_closing(tsm__session *s, tsm_err reason)
 {
 	struct tsm__rsm_sess *r = s->rsm;

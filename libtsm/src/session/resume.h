@@ -57,6 +57,14 @@ tsm_time tsm__rsm_tick(tsm__session *s, tsm_time now);
 tsm_err tsm__rsm_on_ack(tsm__session *s, uint64_t value);
 tsm_err tsm__rsm_on_resume(tsm__session *s, uint64_t count,
                            const uint8_t *recs, size_t len);
+/*
+ * tsm__rsm_peer_closing: the peer ended s in order (CLOSE) while another
+ * session with its node is open here, a replacement it made that is not
+ * up on this side yet. s no longer routes, so what is published for the
+ * node meanwhile waits in an orphan with s's subscriptions (as for a held
+ * session) until the replacement replays it after the peer's RESUME.
+ */
+void tsm__rsm_peer_closing(tsm__session *s);
 /* s is closing with reason: keep what a loss must not lose. Call before
  * the queues are purged; then tsm__rsm_keep takes queued messages. */
 void tsm__rsm_closing(tsm__session *s, tsm_err reason);

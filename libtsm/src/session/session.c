@@ -229,6 +229,7 @@ static void sess_on_close(tsm__session *s, const uint8_t *b, size_t n)
 		return sess_on_reason(s, b, n, false);
 	tsm__log(s->ctx, TSM_LOG_INFO, "session %s (%s): peer closes; draining",
 	         s->peer_addr, s->peer_name);
+	tsm__rsm_peer_closing(s); /* a replacement may be on its way here */
 	tsm__ctx_session_down(s->ctx, s);
 	if (!s->retiring)
 		tsm__session_retire(s);
