@@ -34,11 +34,23 @@ static tsm_ctx *node(const char *dir, const char *name, const char *url, int lst
 
 static tsm_pub *replies; /* the server's reply publisher */
 
+/* A message's bytes as a C string: a payload is not NUL-terminated
+ * (what follows it in libtsm's buffer is anything), so it is copied into
+ * buf first, cut to fit. */
+static const char *msg_text(const tsm_msg *m, char *buf, size_t cap)
+{
+	size_t n = tsm_msg_size(m) < cap - 1 ? tsm_msg_size(m) : cap - 1;
+	memcpy(buf, tsm_msg_data(m), n);
+	buf[n] = '\0';
+	return buf;
+}
+
 /* Server: square the number in the request and answer it. */
 static void serve(void *arg, tsm_msg *req)
 {
 	long x = 0, id = (long)tsm_msg_id(req);
-	sscanf((const char *)tsm_msg_data(req), "%ld", &x);
+	char text[32];
+	sscanf(msg_text(req, text, sizeof(text)), "%ld", &x);
 	char out[64];
 	int n = snprintf(out, sizeof(out), "%ld %ld", id, x * x);
 	tsm_publish(replies, out, (size_t)n, NULL);
@@ -77,7 +89,8 @@ int main(int argc, char **argv)
 		    tsm_sub_recv(reps, &rep, 5 * TSM_SEC))
 			break;
 		long id = 0, y = 0;
-		sscanf((const char *)tsm_msg_data(rep), "%ld %ld", &id, &y);
+		char text[64];
+		sscanf(msg_text(rep, text, sizeof(text)), "%ld %ld", &id, &y);
 		printf("request %llu: %ld -> %ld\n", (unsigned long long)o.msg_id, x, y);
 		ok += (unsigned long long)id == o.msg_id && y == x * x;
 		tsm_msg_free(rep);

@@ -196,7 +196,9 @@ tsm_err tsm_sub_recv(tsm_sub *sub, tsm_msg **msg, tsm_duration timeout);
 void tsm_sub_close(tsm_sub *sub);
 
 /* Message accessors. Pointers stay valid until tsm_msg_free. */
-const void *tsm_msg_data(const tsm_msg *m);   /* zero-copy view */
+const void *tsm_msg_data(const tsm_msg *m);   /* zero-copy view of exactly
+                                                 tsm_msg_size bytes: not
+                                                 NUL-terminated */
 size_t tsm_msg_size(const tsm_msg *m);
 const char *tsm_msg_topic(const tsm_msg *m);  /* NUL-terminated */
 uint8_t tsm_msg_priority(const tsm_msg *m);
