@@ -456,7 +456,8 @@ void tsm__rsm_peer_closing(tsm__session *s)
 			continue;
 		if (tsm__session_up(x) && !x->retiring)
 			return; /* it routes for the node already */
-		coming = true;
+		if (x->state < SS_ESTABLISHED)
+			coming = true; /* its preface named the node: on its way */
 	}
 	if (coming)
 		(void)rsm_orphan_new(s, true); /* no memory: not routed, as before */
