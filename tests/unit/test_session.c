@@ -18,6 +18,7 @@
 #include "core/internal.h"
 #include "session/session.h"
 #include "wire/frame.h"
+#include "unit_support.h"
 
 static tsm_ctx *open_ctx(const char *name)
 {
@@ -545,11 +546,8 @@ static void on_tstat(void *arg, const tsm_topic_stats *ts)
 START_TEST(topic_stats_queued_when_read)
 {
 	tsm_ctx_params p;
-	tsm_ctx *c;
-	tsm_ctx_params_init(&p);
-	p.insecure = 1;
-	p.log_level = TSM_LOG_ERROR;
-	ck_assert_int_eq(tsm_ctx_open(&c, &p), TSM_OK);
+	us_params(&p, NULL, NULL);
+	tsm_ctx *c = us_open("queued", &p);
 	tsm_sub *s1, *s2;
 	tsm_pub *pb;
 	ck_assert_int_eq(tsm_sub_open(&s1, c, "q/**", NULL), TSM_OK);
